@@ -1,0 +1,5 @@
+"""``python -m transferlab``."""
+
+from .cli.main import main
+
+main()

@@ -1,0 +1,108 @@
+"""Registry entries for torchvision's ImageNet classifiers.
+
+Preprocessing is read from each weights enum's ``transforms()`` (never written here as literals);
+cut points map the names used in the seeds (``conv1_1 ... relu7``) to torchvision graph nodes.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+from torch import nn
+from torchvision.models import get_model, get_model_weights
+from torchvision.models.vgg import cfgs as VGG_CFGS
+
+from .registry import register
+from .spec import BackboneSpec, Preprocessing
+
+
+def preprocessing_of(weights) -> Preprocessing:
+    """Read resize/crop/mean/std/interpolation from a torchvision weights enum."""
+    t = weights.transforms()
+    return Preprocessing(
+        resize_size=int(t.resize_size[0]), crop_size=int(t.crop_size[0]),
+        mean=tuple(float(v) for v in t.mean), std=tuple(float(v) for v in t.std),
+        interpolation=t.interpolation.value,
+    )
+
+
+def _build(name: str, num_classes: int | None = None, **kwargs) -> nn.Module:
+    if num_classes is not None:
+        kwargs["num_classes"] = num_classes
+    return get_model(name, weights=None, **kwargs)
+
+
+def vgg_cut_points(cfg: list) -> dict[str, str]:
+    """The seeds' VGG names: conv{b}_{i}, relu{b}_{i}, pool{b}, fc6, relu6, fc7, relu7, fc8."""
+    points: dict[str, str] = {}
+    index, block, conv = 0, 1, 1
+    for item in cfg:
+        if item == "M":
+            points[f"pool{block}"] = f"features.{index}"
+            index, block, conv = index + 1, block + 1, 1
+        else:
+            points[f"conv{block}_{conv}"] = f"features.{index}"
+            points[f"relu{block}_{conv}"] = f"features.{index + 1}"
+            index, conv = index + 2, conv + 1
+    points.update({"fc6": "classifier.0", "relu6": "classifier.1", "fc7": "classifier.3",
+                   "relu7": "classifier.4", "pre_logits": "classifier.4", "fc8": "classifier.6",
+                   "logits": "classifier.6"})
+    return points
+
+
+ALEXNET_POINTS = {
+    "conv1": "features.0", "relu1": "features.1", "pool1": "features.2",
+    "conv2": "features.3", "relu2": "features.4", "pool2": "features.5",
+    "conv3": "features.6", "relu3": "features.7", "conv4": "features.8", "relu4": "features.9",
+    "conv5": "features.10", "relu5": "features.11", "pool5": "features.12",
+    "fc6": "classifier.1", "relu6": "classifier.2", "fc7": "classifier.4", "relu7": "classifier.5",
+    "pre_logits": "classifier.5", "fc8": "classifier.6", "logits": "classifier.6",
+}
+RESNET_POINTS = {"conv1": "relu", "pool1": "maxpool", "layer1": "layer1", "layer2": "layer2",
+                 "layer3": "layer3", "layer4": "layer4", "avgpool": "avgpool", "pre_logits": "flatten",
+                 "logits": "fc"}
+INCEPTION_POINTS = {**{m: m for m in ("Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "maxpool1",
+                                      "Conv2d_3b_1x1", "Conv2d_4a_3x3", "maxpool2", "Mixed_5b", "Mixed_5c",
+                                      "Mixed_5d", "Mixed_6a", "Mixed_6b", "Mixed_6c", "Mixed_6d", "Mixed_6e",
+                                      "Mixed_7a", "Mixed_7b", "Mixed_7c", "avgpool")},
+                    "pre_logits": "flatten", "logits": "fc"}
+
+
+def _stages(count: int) -> dict[str, str]:
+    return {f"stage{i}": f"features.{i}" for i in range(count)}
+
+
+def _vit_points(depth: int) -> dict[str, str]:
+    points = {f"block{i + 1}": f"encoder.layers.encoder_layer_{i}.add_1" for i in range(depth)}
+    points.update({"encoder": "encoder.ln", "pre_logits": "getitem_5", "logits": "heads.head"})
+    return points
+
+
+def _entry(name: str, cut_points: dict[str, str], head: str, gradcam_layer: str | None,
+           default_layer: str = "pre_logits", description: str = "", **build_kwargs) -> BackboneSpec:
+    weights = get_model_weights(name).DEFAULT
+    return register(BackboneSpec(
+        name=name, build=partial(_build, name, **build_kwargs), preprocessing=preprocessing_of(weights),
+        cut_points=cut_points, default_layer=default_layer, head=head, gradcam_layer=gradcam_layer,
+        weights=f"{type(weights).__name__}.{weights.name}", categories=tuple(weights.meta["categories"]),
+        description=description,
+    ))
+
+
+_entry("vgg16", vgg_cut_points(VGG_CFGS["D"]), "classifier.6", "features.29", "relu7",
+       "VGG16 (Simonyan & Zisserman 2015), 138M parameters; the assignment's network")
+_entry("vgg19", vgg_cut_points(VGG_CFGS["E"]), "classifier.6", "features.35", "relu7",
+       "VGG19 (Simonyan & Zisserman 2015)")
+_entry("alexnet", ALEXNET_POINTS, "classifier.6", "features.11", "relu7", "AlexNet (Krizhevsky et al. 2012)")
+for _depth in (18, 50, 152):
+    _entry(f"resnet{_depth}", RESNET_POINTS, "fc", "layer4", description=f"ResNet-{_depth} (He et al. 2016)")
+_entry("inception_v3", INCEPTION_POINTS, "fc", "Mixed_7c", description="Inception v3 (Szegedy et al. 2016)",
+       aux_logits=True, init_weights=True)
+_entry("efficientnet_b0", {**_stages(9), "avgpool": "avgpool", "pre_logits": "flatten", "logits": "classifier.1"},
+       "classifier.1", "features.8", description="EfficientNet-B0 (Tan & Le 2019)")
+_entry("efficientnet_v2_s", {**_stages(8), "avgpool": "avgpool", "pre_logits": "flatten",
+                             "logits": "classifier.1"},
+       "classifier.1", "features.7", description="EfficientNetV2-S (Tan & Le 2021)")
+_entry("convnext_tiny", {**_stages(8), "avgpool": "avgpool", "pre_logits": "classifier.1", "logits": "classifier.2"},
+       "classifier.2", "features.7", description="ConvNeXt-Tiny (Liu et al. 2022)")
+_entry("vit_b_16", _vit_points(12), "heads.head", None, description="ViT-B/16 (Dosovitskiy et al. 2021)")

@@ -1,0 +1,1 @@
+"""The command-line app (thin: parses options and calls the library)."""

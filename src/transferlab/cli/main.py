@@ -1,0 +1,68 @@
+"""Entry point of the ``transferlab`` command.
+
+User mistakes (:class:`~transferlab.errors.TransferlabError`) print one line on stderr and exit with
+code 2; ``--debug`` shows the traceback instead. Each command group lives in its own module exposing
+``register(app, groups)``; ``groups["study"]`` is the shared ``transferlab study ...`` sub-app.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+
+from ..errors import TransferlabError
+
+# Command modules, in the order their commands appear in --help.
+COMMAND_MODULES = ["core", "classify", "inspection", "studies", "finetune", "explain", "adapt", "gan"]
+
+app = typer.Typer(
+    name="transferlab", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    help="Transfer learning on image folders: pretrained CNN features + linear classifiers, and the studies, "
+         "explanations, domain adaptation and GANs around them.",
+)
+study_app = typer.Typer(no_args_is_help=True, help="The seeds' experiments: each writes a table (CSV + Markdown) "
+                                                    "and a figure.")
+_STATE = {"debug": False}
+
+
+@app.callback()
+def _root(debug: bool = typer.Option(False, "--debug", help="Show full tracebacks for errors.")) -> None:
+    _STATE["debug"] = debug
+
+
+def _register_all() -> None:
+    groups = {"study": study_app}
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"{__package__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"{__package__}.{name}":
+                continue  # command group not present in this build
+            raise
+        module.register(app, groups)
+    app.add_typer(study_app, name="study")
+
+
+_register_all()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; map user errors to exit code 2 with a one-line message."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    try:
+        app(args=args, prog_name="transferlab", standalone_mode=True)
+    except TransferlabError as exc:
+        if debug:
+            raise
+        typer.echo(f"error: {exc}", err=True)
+        raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        typer.echo("interrupted: finished work is saved; run the same command again to resume", err=True)
+        raise SystemExit(130) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,33 @@
+"""Options shared by several commands, declared once (typer ``Annotated`` aliases)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+Backbone = Annotated[str, typer.Option("--backbone", "-b", help="Registry name (see `transferlab backbones`).")]
+Weights = Annotated[str, typer.Option(
+    "--weights", "-w", help="imagenet (library weights), none (random, seeded) or PATH to a .pth/.pt/.safetensors.")]
+Layer = Annotated[Optional[str], typer.Option("--layer", "-l", help="Cut point (see `transferlab layers B`); "
+                                                                   "default: the backbone's feature layer.")]
+Seed = Annotated[int, typer.Option("--seed", help="Seed of every random choice.")]
+Device = Annotated[str, typer.Option("--device", help="auto|cpu|cuda|mps")]
+Out = Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder (default: runs/<command>-<time>).")]
+BatchSize = Annotated[int, typer.Option("--batch-size", min=1, help="Images per forward pass.")]
+Workers = Annotated[Optional[int], typer.Option("--workers", min=0, help="DataLoader worker processes "
+                                                                         "(default: cores - 1, at most 4).")]
+TrainPerClass = Annotated[int, typer.Option("--train-per-class", min=1, help="Single-folder datasets: training "
+                                                                           "images per class (15 Scene protocol).")]
+TestFraction = Annotated[Optional[float], typer.Option("--test-fraction", help="Single-folder datasets: split by "
+                                                                               "this test fraction instead.")]
+Preprocess = Annotated[str, typer.Option("--preprocess", help="weights (resize + centre crop, the weights' own) or "
+                                                            "squash (the assignment's whole-image 224x224 resize).")]
+Pooling = Annotated[str, typer.Option("--pooling", help="Spatial pooling of convolutional maps: none|avg|max|spp.")]
+L2 = Annotated[bool, typer.Option("--l2/--no-l2", help="L2-normalise each feature vector.")]
+Precision = Annotated[str, typer.Option("--precision", help="fp32, or the fast modes bf16|fp16 "
+                                                            "(autocast + channels_last).")]
+CacheDir = Annotated[Optional[Path], typer.Option("--cache-dir", help="Feature cache folder "
+                                                                      "(default: the user cache directory).")]
+NoCache = Annotated[bool, typer.Option("--no-cache", help="Do not read or write the feature cache.")]

@@ -1,0 +1,54 @@
+"""Images to tensors with the backbone's own preprocessing (see :class:`~transferlab.backbones.Preprocessing`)."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import torch
+from PIL import Image
+from torchvision.transforms import InterpolationMode
+from torchvision.transforms import v2
+
+from ..backbones.spec import Preprocessing
+from ..errors import ConfigError
+
+
+def normalize(pre: Preprocessing) -> v2.Normalize:
+    return v2.Normalize(mean=list(pre.mean), std=list(pre.std))
+
+
+def resize_and_crop(pre: Preprocessing) -> Callable[[Image.Image], Image.Image]:
+    """The geometric part of the preprocessing, PIL in, PIL out."""
+    if pre.mode == "squash":
+        size = pre.crop_size
+        return lambda img: img.resize((size, size), Image.BILINEAR)  # the assignment's exact resize
+    if pre.mode == "weights":
+        return v2.Compose([v2.Resize(pre.resize_size, interpolation=InterpolationMode(pre.interpolation),
+                                     antialias=True), v2.CenterCrop(pre.crop_size)])
+    raise ConfigError(f"unknown preprocessing mode {pre.mode!r}; expected weights or squash")
+
+
+def pil_to_tensor(img: Image.Image) -> torch.Tensor:
+    """8-bit RGB PIL image -> float tensor (3, H, W) in [0, 1]."""
+    array = np.asarray(img, dtype=np.float32) / 255.0
+    return torch.from_numpy(array.transpose(2, 0, 1).copy())
+
+
+def image_transform(pre: Preprocessing, augment: Callable | None = None) -> Callable[[Image.Image], torch.Tensor]:
+    """PIL RGB image -> normalised tensor; ``augment`` (PIL -> PIL) runs before the resize/crop."""
+    geometry, norm = resize_and_crop(pre), normalize(pre)
+
+    def transform(img: Image.Image) -> torch.Tensor:
+        if augment is not None:
+            img = augment(img)
+        return norm(pil_to_tensor(geometry(img)))
+
+    return transform
+
+
+def denormalize(x: torch.Tensor, pre: Preprocessing) -> torch.Tensor:
+    """Inverse of the normalisation: back to [0, 1] pixel space (for figures and pixel-space attacks)."""
+    mean = torch.tensor(pre.mean, dtype=x.dtype, device=x.device).view(-1, 1, 1)
+    std = torch.tensor(pre.std, dtype=x.dtype, device=x.device).view(-1, 1, 1)
+    return x * std + mean

@@ -1,0 +1,57 @@
+"""Run folders: every command leaves one behind (config, metrics, figures, log).
+
+Nothing is ever written into the user's data folder: :func:`make_run_dir` refuses an output folder
+inside the input folder.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from ._utils import write_json
+from .errors import ConfigError
+
+
+def make_run_dir(out: Path | str | None, command: str, inputs: tuple[Path | str, ...] = ()) -> Path:
+    """Create (or reuse) the output folder of a run.
+
+    ``out=None`` gives ``runs/<command>-<timestamp>`` in the current directory. The folder must not
+    lie inside any of ``inputs`` (data folders are read-only for transferlab).
+    """
+    if out is None:
+        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+        out = Path("runs") / f"{command}-{stamp}"
+    out = Path(out).expanduser()
+    resolved = out.resolve()
+    for source in inputs:
+        src = Path(source).expanduser().resolve()
+        if src.is_dir() and (resolved == src or src in resolved.parents):
+            raise ConfigError(
+                f"output folder {out} is inside the input folder {source}; transferlab never writes "
+                "into data folders: choose --out elsewhere"
+            )
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def write_config(out: Path, config: dict[str, Any]) -> Path:
+    """Write the resolved configuration of a run as ``config.json`` (with the package version)."""
+    path = Path(out) / "config.json"
+    write_json(path, {"transferlab_version": __version__, **config})
+    return path
+
+
+def attach_log(out: Path, name: str = "transferlab") -> logging.Logger:
+    """Return a logger that also writes to ``OUT/log.txt``."""
+    logger = logging.getLogger(name)
+    logger.setLevel(logging.INFO)
+    log_path = Path(out) / "log.txt"
+    if not any(getattr(h, "baseFilename", None) == str(log_path.resolve()) for h in logger.handlers):
+        handler = logging.FileHandler(log_path)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        logger.addHandler(handler)
+    return logger
