@@ -1,0 +1,1 @@
+"""Linear classifiers on deep features, evaluation, the saved-model format."""

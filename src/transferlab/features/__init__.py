@@ -1,0 +1,1 @@
+"""Feature extraction: FeatureExtractor, pooling, L2, the on-disk cache."""
