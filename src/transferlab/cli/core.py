@@ -1,0 +1,97 @@
+"""Core commands: ``backbones``, ``layers``, ``extract``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ..backbones import get_spec, graph_nodes, layer_shapes, list_backbones
+from ..features.pooling import pooled_size
+from . import options as opt
+
+console = Console()
+
+
+def backbones() -> None:
+    """List the backbone registry (``timm/<name>`` works too when timm is installed)."""
+    table = Table("name", "input", "default layer", "weights", "description")
+    for name in list_backbones():
+        spec = get_spec(name)
+        pre = spec.preprocessing
+        table.add_row(name, f"{pre.resize_size}->{pre.crop_size}", spec.default_layer, spec.weights or "-",
+                      spec.description)
+    console.print(table)
+    console.print("Any timm model: timm/<name> (pip install 'transferlab[timm]').")
+
+
+def layers(
+    backbone: Annotated[str, typer.Argument(help="Registry name.")],
+    all_nodes: Annotated[bool, typer.Option("--all", help="Also list every graph node name.")] = False,
+) -> None:
+    """List the named cut points of a backbone with output shape and feature size."""
+    spec = get_spec(backbone)
+    shapes = layer_shapes(spec)
+    table = Table("layer", "node", "output shape", "features", "avg-pooled")
+    for name, node in spec.cut_points.items():
+        shape = shapes[name]
+        table.add_row(name, node, str(shape), f"{pooled_size(shape, 'none'):,}",
+                      f"{pooled_size(shape, 'avg'):,}" if len(shape) > 1 else "")
+    console.print(table)
+    if all_nodes and spec.make_taps is None:
+        import torch
+
+        with torch.device("meta"):
+            model = spec.build()
+        console.print(" ".join(graph_nodes(model)))
+
+
+def extract(
+    data: Annotated[Path, typer.Argument(help="Image folder: DATA/<class>/... or DATA/train|test/<class>/...")],
+    backbone: opt.Backbone = "vgg16",
+    layer: Annotated[Optional[list[str]], typer.Option("--layer", "-l", help="Cut point(s); repeat for several "
+                                                                             "(one forward pass).")] = None,
+    weights: opt.Weights = "imagenet",
+    out: opt.Out = None,
+    train_per_class: opt.TrainPerClass = 100,
+    test_fraction: opt.TestFraction = None,
+    seed: opt.Seed = 0,
+    preprocess: opt.Preprocess = "weights",
+    pooling: opt.Pooling = "none",
+    l2: opt.L2 = True,
+    batch_size: opt.BatchSize = 32,
+    workers: opt.Workers = None,
+    device: opt.Device = "auto",
+    precision: opt.Precision = "fp32",
+    cache_dir: opt.CacheDir = None,
+    no_cache: opt.NoCache = False,
+) -> None:
+    """Extract features of a dataset: OUT/features.npz (X_train, y_train, X_test, y_test, paths, classes)."""
+    from ..pipeline import ExtractionOptions, extract_dataset
+
+    result = extract_dataset(data, out, ExtractionOptions(
+        backbone=backbone, weights=weights, layers=layer or [], train_per_class=train_per_class,
+        test_fraction=test_fraction, seed=seed, preprocess=preprocess, pooling=pooling, l2=l2,
+        batch_size=batch_size, workers=workers, device=device, precision=precision, cache_dir=cache_dir,
+        use_cache=not no_cache))
+    for name, feats in result.features.items():
+        console.print(f"[bold]{name}[/]: X_train {feats.X_train.shape}, X_test {feats.X_test.shape}")
+    _print_skipped(result.skipped)
+    how = "from cache" if result.extraction.from_cache else f"{result.extraction.n_forward} images forwarded"
+    console.print(f"{how} in {result.extraction.seconds:.1f} s -> {result.out}")
+
+
+def _print_skipped(skipped: list[tuple[str, str]]) -> None:
+    if skipped:
+        console.print(f"[yellow]skipped {len(skipped)} file(s)[/] (listed in skipped.txt):")
+        for path, reason in skipped[:10]:
+            console.print(f"  {path}: {reason}")
+
+
+def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
+    app.command()(backbones)
+    app.command()(layers)
+    app.command()(extract)

@@ -1,0 +1,204 @@
+"""Apply a pretrained classifier to any images and name its top-k ImageNet classes.
+
+Question 3 of the assignment (``003`` section 1): "apply the network on several images of your
+choice; what is the role of the ImageNet normalisation? why set the model to eval mode?". Besides
+the normal prediction (the weights' own preprocessing, eval mode) :func:`predict_imagenet` can show
+
+* ``normalize=False``: the same pixels fed in [0, 1] without subtracting the ImageNet mean and
+  dividing by its standard deviation, i.e. inputs off the distribution the network was trained on;
+* ``train_passes=N``: N forward passes in train mode (dropout active, BatchNorm on batch statistics),
+  each seeded, so the top-1 class and its probability change from pass to pass.
+
+Train mode never changes the network: its buffers (BatchNorm running statistics) are restored and
+eval mode is set again in ``finally``. Class names come from the registry (``spec.categories``, the
+1000 names torchvision ships in its weights metadata).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from ..backbones import Backbone
+from ..data import image_transform, load_rgb, pil_to_tensor, resize_and_crop
+from ..errors import ConfigError, DataError
+
+
+@dataclass(frozen=True)
+class TopK:
+    """The k best classes of one forward pass, best first."""
+
+    indices: tuple[int, ...]
+    names: tuple[str, ...]
+    probabilities: tuple[float, ...]
+
+    def as_list(self) -> list[dict]:
+        return [{"rank": r + 1, "class_index": i, "class_name": n, "probability": p}
+                for r, (i, n, p) in enumerate(zip(self.indices, self.names, self.probabilities))]
+
+
+@dataclass
+class ImagePrediction:
+    """Predictions for one image: normal, without normalisation, and per train-mode pass."""
+
+    image: str
+    eval: TopK
+    no_normalize: TopK | None = None
+    train_passes: list[TopK] = field(default_factory=list)
+
+    def train_summary(self) -> dict | None:
+        """How often train mode agrees with the eval top-1, and the spread of its probability."""
+        if not self.train_passes:
+            return None
+        top = self.eval.indices[0]
+        agree = [p.indices[0] == top for p in self.train_passes]
+        return {"passes": len(self.train_passes), "top1_agreement": float(np.mean(agree)),
+                "top1_classes": [p.names[0] for p in self.train_passes],
+                "top1_probabilities": [p.probabilities[0] for p in self.train_passes]}
+
+    def as_dict(self) -> dict:
+        out = {"image": self.image, "eval": self.eval.as_list()}
+        if self.no_normalize is not None:
+            out["no_normalize"] = self.no_normalize.as_list()
+        if self.train_passes:
+            out["train_mode"] = {"passes": [p.as_list() for p in self.train_passes], **self.train_summary()}
+        return out
+
+    def rows(self) -> list[dict]:
+        """Long-format table rows: one per (variant, pass, rank)."""
+        rows = [{"image": self.image, "variant": "eval", "pass": "", **r} for r in self.eval.as_list()]
+        if self.no_normalize is not None:
+            rows += [{"image": self.image, "variant": "no_normalize", "pass": "", **r}
+                     for r in self.no_normalize.as_list()]
+        for i, p in enumerate(self.train_passes):
+            rows += [{"image": self.image, "variant": "train_mode", "pass": i + 1, **r} for r in p.as_list()]
+        return rows
+
+
+def class_names(backbone: Backbone, n_outputs: int) -> list[str]:
+    """Names of the network's outputs: the registry's categories, or ``class_<i>`` when they do not fit."""
+    names = list(backbone.spec.categories)
+    return names if len(names) == n_outputs else [f"class_{i}" for i in range(n_outputs)]
+
+
+def load_images(paths: Sequence[Path | str]) -> list:
+    """Decode every image to RGB, refusing missing or unreadable files with a clear error."""
+    if not paths:
+        raise DataError("no image given; pass one or more image files")
+    images = []
+    for path in paths:
+        path = Path(path).expanduser()
+        if not path.is_file():
+            raise DataError(f"image {path} does not exist or is not a file; pass the path of an image file "
+                            "(jpg, png, ...)")
+        images.append(load_rgb(path))
+    return images
+
+
+def top_k(logits: torch.Tensor, names: Sequence[str], k: int) -> list[TopK]:
+    """Softmax probabilities and the k best classes of each row of ``logits``."""
+    if not torch.isfinite(logits).all():
+        raise ConfigError("the network produced non-finite outputs (NaN/inf); check the weights file")
+    probs = torch.softmax(logits.float(), dim=1)
+    values, indices = probs.topk(min(k, probs.shape[1]), dim=1)
+    return [TopK(tuple(int(i) for i in idx), tuple(names[int(i)] for i in idx), tuple(float(v) for v in val))
+            for idx, val in zip(indices.cpu(), values.cpu())]
+
+
+def predict_imagenet(backbone: Backbone, images: Sequence[Path | str], *, k: int = 5, normalize_variant: bool = False,
+                     train_passes: int = 0, seed: int = 0, device: torch.device | str = "cpu",
+                     batch_size: int = 16) -> list[ImagePrediction]:
+    """Top-k classes of each image under the backbone's own preprocessing in eval mode.
+
+    Parameters
+    ----------
+    normalize_variant : also predict without the ImageNet normalisation (pixels in [0, 1]).
+    train_passes : also run this many seeded forward passes in train mode (dropout on).
+    """
+    if k < 1:
+        raise ConfigError(f"--top must be at least 1; got {k}")
+    if train_passes < 0:
+        raise ConfigError(f"--passes must be zero or more; got {train_passes}")
+    pils = load_images(images)
+    pre = backbone.preprocessing
+    normal = image_transform(pre)
+    geometry = resize_and_crop(pre)
+    model = backbone.model.to(device).eval()
+    x = torch.stack([normal(img) for img in pils])
+    raw = torch.stack([pil_to_tensor(geometry(img)) for img in pils]) if normalize_variant else None
+
+    def forward(batch: torch.Tensor) -> torch.Tensor:
+        outs = [model(batch[i:i + batch_size].to(device)) for i in range(0, len(batch), batch_size)]
+        return torch.cat([o.logits if hasattr(o, "logits") else o for o in outs])
+
+    with torch.no_grad():
+        logits = forward(x)
+        names = class_names(backbone, logits.shape[1])
+        results = [ImagePrediction(str(path), t) for path, t in zip(images, top_k(logits, names, k))]
+        if raw is not None:
+            for result, t in zip(results, top_k(forward(raw), names, k)):
+                result.no_normalize = t
+        if train_passes:
+            for i, passes in enumerate(_train_mode_passes(model, forward, x, train_passes, seed)):
+                for result, t in zip(results, top_k(passes, names, k)):
+                    result.train_passes.append(t)
+    return results
+
+
+def _train_mode_passes(model: torch.nn.Module, forward, x: torch.Tensor, passes: int, seed: int):
+    """Logits of ``passes`` seeded train-mode forward passes; the model is left exactly as it was."""
+    saved = {name: buf.detach().clone() for name, buf in model.named_buffers()}
+    out = []
+    try:
+        model.train()
+        for i in range(passes):
+            torch.manual_seed(seed + i)
+            try:
+                out.append(forward(x))
+            except ValueError as exc:  # BatchNorm1d on a single image
+                raise ConfigError(f"{type(model).__name__} cannot run in train mode on {len(x)} image(s) "
+                                  f"({exc}); pass at least two images") from exc
+    finally:
+        model.eval()
+        with torch.no_grad():
+            for name, buf in model.named_buffers():
+                buf.copy_(saved[name])
+    return out
+
+
+def plot_predictions(results: Sequence[ImagePrediction], images: Sequence, path: Path | str,
+                     title: str = "") -> Path:
+    """One row per image: the image, then a top-k bar chart per variant (eval, no normalisation, train)."""
+    import matplotlib.pyplot as plt
+
+    from ..report import save_figure
+
+    variants = ["eval"] + (["no_normalize"] if results[0].no_normalize is not None else []) \
+        + (["train_mode"] if results[0].train_passes else [])
+    fig, axes = plt.subplots(len(results), 1 + len(variants), figsize=(3.2 + 4.2 * len(variants),
+                                                                       2.6 * len(results)), squeeze=False)
+    for row, (result, img) in zip(axes, zip(results, images)):
+        row[0].imshow(img)
+        row[0].set_axis_off()
+        row[0].set_title(Path(result.image).name, fontsize=8)
+        for ax, variant in zip(row[1:], variants):
+            if variant == "train_mode":
+                t = result.train_passes[0]
+                summary = result.train_summary()
+                label = f"train mode, pass 1 of {summary['passes']} (top-1 = eval in {summary['top1_agreement']:.0%})"
+            else:
+                t = result.eval if variant == "eval" else result.no_normalize
+                label = "eval mode" if variant == "eval" else "no ImageNet normalisation"
+            ax.barh(range(len(t.names)), t.probabilities, color="tab:blue" if variant == "eval" else "tab:orange")
+            ax.set_yticks(range(len(t.names)), [n[:28] for n in t.names], fontsize=7)
+            ax.invert_yaxis()
+            ax.set_xlim(0, 1)
+            ax.set_title(label, fontsize=8)
+            ax.tick_params(axis="x", labelsize=7)
+    if title:
+        fig.suptitle(title)
+    return save_figure(fig, path)

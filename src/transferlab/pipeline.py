@@ -1,0 +1,93 @@
+"""Library verbs behind the commands: a dataset folder -> features (and, in classify, -> a classifier).
+
+``ExtractionOptions`` gathers every data and extraction option so commands and studies pass one object.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ._utils import atomic_write_bytes
+from .backbones import Backbone, load_backbone, resolve_layer
+from .data import DatasetSplit, load_split
+from .features import ExtractionResult, SplitFeatures, extract_split
+from .runs import make_run_dir, write_config
+
+
+@dataclass
+class ExtractionOptions:
+    backbone: str = "vgg16"
+    weights: str = "imagenet"
+    layers: list[str] = field(default_factory=list)  # empty: the backbone's default layer
+    train_per_class: int | None = 100
+    test_fraction: float | None = None
+    seed: int = 0
+    preprocess: str = "weights"
+    pooling: str = "none"
+    l2: bool = True
+    batch_size: int = 32
+    workers: int | None = None
+    device: str = "auto"
+    precision: str = "fp32"
+    cache_dir: Path | None = None
+    use_cache: bool = True
+    progress: bool = True
+
+    def extraction_kwargs(self) -> dict:
+        return {"pooling": self.pooling, "l2": self.l2, "batch_size": self.batch_size, "workers": self.workers,
+                "device": self.device, "precision": self.precision, "cache_dir": self.cache_dir,
+                "use_cache": self.use_cache, "progress": self.progress}
+
+
+@dataclass
+class DatasetFeatures:
+    out: Path | None
+    split: DatasetSplit
+    backbone: Backbone
+    features: dict[str, SplitFeatures]
+    extraction: ExtractionResult
+
+    @property
+    def skipped(self) -> list[tuple[str, str]]:
+        return next(iter(self.features.values())).skipped
+
+
+def features_for(data: Path | str, options: ExtractionOptions, backbone: Backbone | None = None,
+                 seed: int | None = None) -> DatasetFeatures:
+    """Split ``data`` and extract (cached) features; no files are written."""
+    backbone = backbone or load_backbone(options.backbone, options.weights, seed=options.seed,
+                                         preprocessing_mode=options.preprocess)
+    layers = options.layers or [backbone.spec.default_layer]
+    for layer in layers:  # fail on a bad layer name before scanning the data
+        resolve_layer(backbone.spec, layer, backbone.model)
+    split = load_split(data, train_per_class=options.train_per_class, test_fraction=options.test_fraction,
+                       seed=options.seed if seed is None else seed)
+    features, extraction = extract_split(split, backbone, layers, **options.extraction_kwargs())
+    return DatasetFeatures(None, split, backbone, features, extraction)
+
+
+def extract_dataset(data: Path | str, out: Path | str | None, options: ExtractionOptions) -> DatasetFeatures:
+    """``transferlab extract``: features.npz (one per layer when several), config.json, skipped.txt."""
+    out = make_run_dir(out, "extract", inputs=(data,))
+    result = features_for(data, options)
+    result.out = out
+    write_config(out, {"command": "extract", "data": str(data), **run_config(options, result)})
+    for layer, feats in result.features.items():
+        feats.save(out / ("features.npz" if len(result.features) == 1 else f"features_{layer}.npz"))
+    write_skipped(out, result.skipped)
+    return result
+
+
+def run_config(options: ExtractionOptions, result: DatasetFeatures) -> dict:
+    """The resolved configuration of a run (what produced the features)."""
+    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options).items()}
+    config.update(layers=list(result.features), weights_id=result.backbone.weights_id,
+                  preprocessing=result.backbone.preprocessing.as_dict(), split=result.split.describe(),
+                  cache_keys=result.extraction.cache_keys)
+    return config
+
+
+def write_skipped(out: Path, skipped: list[tuple[str, str]]) -> None:
+    text = "".join(f"{path}\t{reason}\n" for path, reason in skipped)
+    atomic_write_bytes(Path(out) / "skipped.txt", text.encode())
