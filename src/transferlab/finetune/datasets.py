@@ -1,0 +1,123 @@
+"""Where the training images come from: an image folder or a torchvision dataset of the seeds.
+
+An image folder goes through :func:`transferlab.data.load_split` (``DATA/train`` + ``DATA/test`` or one
+folder split per class with a seed). ``--dataset flowers102|cifar10|mnist`` uses torchvision's own
+loaders with ``download=True`` (report 004 trains on Oxford Flowers-102); offline, a missing dataset
+raises :class:`DataError` saying where to put the files. For Flowers-102 the official ``train`` and
+``val`` splits (10 images per class each) together form the training pool, from which the trainer
+carves its own validation split; ``test`` is the official test split.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from PIL import Image
+from torch.utils.data import Dataset
+
+from ..data import ImageDecodeError, load_rgb, load_split
+from ..errors import DataError, did_you_mean
+
+TORCHVISION_DATASETS = ("flowers102", "cifar10", "mnist")
+
+
+@dataclass
+class TrainingData:
+    """Classes plus train and test items ``(ref, label)``; ``ref`` is a path or ``(split, index)``."""
+
+    name: str
+    classes: list[str]
+    train: list[tuple[Any, int]]
+    test: list[tuple[Any, int]]
+    root: Path | None = None
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    sets: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def load(self, ref: Any) -> Image.Image:
+        """Decode one item to an RGB PIL image (raises ImageDecodeError for a bad file)."""
+        if isinstance(ref, Path):
+            return load_rgb(ref)
+        split, index = ref
+        return self.sets[split][index][0].convert("RGB")
+
+    def describe(self, ref: Any) -> str:
+        return str(ref) if isinstance(ref, Path) else f"{self.name}/{ref[0]}/{ref[1]}"
+
+    def summary(self) -> dict:
+        return {"name": self.name, "root": str(self.root) if self.root else None, "classes": self.classes,
+                "n_train": len(self.train), "n_test": len(self.test), "n_skipped": len(self.skipped)}
+
+
+def folder_data(root: Path | str, *, train_per_class: int | None = 100, test_fraction: float | None = None,
+                seed: int = 0) -> TrainingData:
+    """An image folder, split exactly as ``transferlab run`` splits it (same seed, same split)."""
+    split = load_split(root, train_per_class=train_per_class, test_fraction=test_fraction, seed=seed)
+    return TrainingData(name=Path(root).name, classes=list(split.classes),
+                        train=[(s.path, s.label) for s in split.train], test=[(s.path, s.label) for s in split.test],
+                        root=split.root, skipped=list(split.skipped))
+
+
+def default_data_root() -> Path:
+    """Where torchvision datasets are downloaded by default (the user cache directory)."""
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("transferlab")) / "datasets"
+
+
+def torchvision_data(name: str, root: Path | str | None = None, download: bool = True) -> TrainingData:
+    """Flowers-102, CIFAR-10 or MNIST through torchvision (downloaded into ``root`` when missing)."""
+    if name not in TORCHVISION_DATASETS:
+        raise DataError(f"unknown --dataset {name!r}; expected one of {', '.join(TORCHVISION_DATASETS)}."
+                        f"{did_you_mean(name, list(TORCHVISION_DATASETS))} For other data pass an image folder")
+    import torchvision.datasets as tvd
+
+    root = Path(root).expanduser() if root is not None else default_data_root()
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        if name == "flowers102":
+            sets = {s: tvd.Flowers102(root, split=s, download=download) for s in ("train", "val", "test")}
+            train_parts, classes = ("train", "val"), list(tvd.Flowers102.classes)
+        elif name == "cifar10":
+            sets = {"train": tvd.CIFAR10(root, train=True, download=download),
+                    "test": tvd.CIFAR10(root, train=False, download=download)}
+            train_parts, classes = ("train",), list(sets["train"].classes)
+        else:
+            sets = {"train": tvd.MNIST(root, train=True, download=download),
+                    "test": tvd.MNIST(root, train=False, download=download)}
+            train_parts, classes = ("train",), list(sets["train"].classes)
+    except Exception as exc:  # offline: URLError/OSError; missing files without download: RuntimeError
+        raise DataError(
+            f"dataset {name} is not in {root} and could not be downloaded ({exc.__class__.__name__}: {exc}); "
+            f"connect once to download it there, or pass --data-root to a folder that holds torchvision's "
+            f"{name} files, or use an image folder instead"
+        ) from exc
+    train = [((part, i), int(label)) for part in train_parts for i, label in enumerate(_labels(sets[part]))]
+    test = [(("test", i), int(label)) for i, label in enumerate(_labels(sets["test"]))]
+    return TrainingData(name=name, classes=classes, train=train, test=test, root=root, sets=sets)
+
+
+def _labels(ds: Any) -> Sequence[int]:
+    for attr in ("targets", "_labels"):  # CIFAR/MNIST keep `targets`, Flowers102 `_labels`
+        if hasattr(ds, attr):
+            return [int(v) for v in getattr(ds, attr)]
+    return [int(ds[i][1]) for i in range(len(ds))]
+
+
+class ItemDataset(Dataset):
+    """Items ``(tensor, label, position)`` or ``(None, reason, position)``; use with ``collate_skipping``."""
+
+    def __init__(self, data: TrainingData, items: Sequence[tuple[Any, int]], transform) -> None:
+        self.data, self.items, self.transform = data, list(items), transform
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, position: int):
+        ref, label = self.items[position]
+        try:
+            img = self.data.load(ref)
+        except ImageDecodeError as exc:
+            return None, str(exc), position
+        return self.transform(img), label, position
