@@ -44,7 +44,7 @@ class SaliencyMap:
         x.requires_grad_(True)  # captum would set it (and warn)
         saliency = _CaptumSaliency(self.model.module)
         if self.smoothgrad:
-            stdev = float(self.noise * (x.max() - x.min()).clamp_min(1e-8))
+            stdev = float(self.noise * (x.detach().max() - x.detach().min()).clamp_min(1e-8))
             with torch.random.fork_rng(devices=[] if x.device.type == "cpu" else [x.device]):
                 torch.manual_seed(self.seed)
                 grads = NoiseTunnel(saliency).attribute(x, nt_type="smoothgrad", nt_samples=self.samples,

@@ -1,0 +1,107 @@
+"""Figures of the explanation methods (matplotlib, Agg): overlays, per-image grids, strips."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from ..report import save_figure
+from ..report.plots import plt
+
+
+def to_image(pixels: torch.Tensor) -> np.ndarray:
+    """``(3, H, W)`` tensor in [0, 1] -> ``(H, W, 3)`` float array for imshow."""
+    return pixels.detach().float().cpu().clamp(0, 1).permute(1, 2, 0).numpy()
+
+
+def normalize_map(heat: torch.Tensor) -> np.ndarray:
+    """Scale a non-negative map to [0, 1] (all-zero maps stay zero)."""
+    h = heat.detach().float().cpu().numpy()
+    top = float(h.max()) if h.size else 0.0
+    return h / top if top > 0 else np.zeros_like(h)
+
+
+def overlay(pixels: torch.Tensor, heat: torch.Tensor, alpha: float = 0.5, cmap: str = "jet") -> np.ndarray:
+    """Blend a heat map (coloured with ``cmap``) over an image: ``(H, W, 3)`` in [0, 1]."""
+    colored = plt.get_cmap(cmap)(normalize_map(heat))[..., :3]
+    return np.clip((1 - alpha) * to_image(pixels) + alpha * colored, 0, 1)
+
+
+def heatmap_grid(pixels: torch.Tensor, maps: torch.Tensor, titles: Sequence[str], path: Path | str,
+                 map_name: str = "saliency", cmap: str = "hot") -> Path:
+    """One column per image; rows: image, map, overlay (report 001 Figure 2.2)."""
+    n = pixels.shape[0]
+    fig, axes = plt.subplots(3, n, figsize=(2.6 * n, 7.8), squeeze=False)
+    for i in range(n):
+        axes[0, i].imshow(to_image(pixels[i]))
+        axes[0, i].set_title(titles[i], fontsize=8)
+        axes[1, i].imshow(normalize_map(maps[i]), cmap=cmap, vmin=0, vmax=1)
+        axes[2, i].imshow(overlay(pixels[i], maps[i], cmap="jet"))
+    for ax in axes.flat:
+        ax.axis("off")
+    axes[1, 0].text(-0.05, 0.5, map_name, transform=axes[1, 0].transAxes, rotation=90, ha="right", va="center")
+    axes[2, 0].text(-0.05, 0.5, "overlay", transform=axes[2, 0].transAxes, rotation=90, ha="right", va="center")
+    return save_figure(fig, path)
+
+
+def adversarial_grid(original: torch.Tensor, adversarial: torch.Tensor, titles: Sequence[tuple[str, str]],
+                     path: Path | str) -> Path:
+    """One row per image: original, adversarial, difference, magnified difference (report 001 Fig. 2.4).
+
+    The difference is drawn around mid-grey (0.5 = unchanged); the magnified difference is scaled so its
+    largest entry fills the range, with the factor in the title.
+    """
+    n = original.shape[0]
+    fig, axes = plt.subplots(n, 4, figsize=(10.4, 2.8 * n), squeeze=False)
+    for i in range(n):
+        diff = (adversarial[i] - original[i]).detach().cpu()
+        top = float(diff.abs().max())
+        factor = 0.5 / top if top > 0 else 1.0
+        panels = [(original[i], titles[i][0]), (adversarial[i], titles[i][1]),
+                  (0.5 + diff, "difference"), (0.5 + factor * diff, f"difference x{factor:.0f}")]
+        for ax, (img, title) in zip(axes[i], panels):
+            ax.imshow(to_image(img))
+            ax.set_title(title, fontsize=8)
+            ax.axis("off")
+    return save_figure(fig, path)
+
+
+def image_strip(images: Sequence[torch.Tensor], titles: Sequence[str], path: Path | str,
+                suptitle: str = "") -> Path:
+    """Images side by side (class-visualisation steps, perceptual-experiment inputs)."""
+    n = len(images)
+    fig, axes = plt.subplots(1, n, figsize=(2.4 * n, 2.8), squeeze=False)
+    for ax, img, title in zip(axes[0], images, titles):
+        ax.imshow(to_image(img))
+        ax.set_title(title, fontsize=8)
+        ax.axis("off")
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=9)
+    return save_figure(fig, path)
+
+
+def save_image(pixels: torch.Tensor, path: Path | str) -> Path:
+    """Save a ``(3, H, W)`` tensor in [0, 1] as an 8-bit PNG."""
+    from PIL import Image
+
+    from .._utils import atomic_save
+
+    array = (to_image(pixels) * 255).round().astype(np.uint8)
+    path = Path(path)
+    atomic_save(path, lambda tmp: Image.fromarray(array).save(tmp, format="PNG"))
+    return path
+
+
+def score_curve(scores: Sequence[float], path: Path | str, title: str = "") -> Path:
+    """Target score per iteration (class visualisation)."""
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    ax.plot(range(1, len(scores) + 1), scores)
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("target score")
+    ax.grid(alpha=0.3)
+    if title:
+        ax.set_title(title, fontsize=9)
+    return save_figure(fig, path)
