@@ -182,6 +182,9 @@ def plot_predictions(results: Sequence[ImagePrediction], images: Sequence, path:
     fig, axes = plt.subplots(len(results), 1 + len(variants), figsize=(3.2 + 4.2 * len(variants),
                                                                        2.6 * len(results)), squeeze=False)
     for row, (result, img) in zip(axes, zip(results, images)):
+        shown = [result.eval] + ([result.no_normalize] if result.no_normalize is not None else []) \
+            + result.train_passes[:1]
+        scale = min(1.0, 1.15 * max(p for t in shown for p in t.probabilities))  # random weights: ~1/1000
         row[0].imshow(img)
         row[0].set_axis_off()
         row[0].set_title(Path(result.image).name, fontsize=8)
@@ -196,7 +199,9 @@ def plot_predictions(results: Sequence[ImagePrediction], images: Sequence, path:
             ax.barh(range(len(t.names)), t.probabilities, color="tab:blue" if variant == "eval" else "tab:orange")
             ax.set_yticks(range(len(t.names)), [n[:28] for n in t.names], fontsize=7)
             ax.invert_yaxis()
-            ax.set_xlim(0, 1)
+            ax.set_xlim(0, scale)
+            for y, p in enumerate(t.probabilities):
+                ax.text(p, y, f" {p:.3g}", va="center", fontsize=6)
             ax.set_title(label, fontsize=8)
             ax.tick_params(axis="x", labelsize=7)
     if title:
