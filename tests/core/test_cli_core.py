@@ -1,0 +1,87 @@
+"""The core commands end to end, and the error convention (one line, exit code 2, --debug traceback)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from transferlab.cli.main import app, main
+
+runner = CliRunner()
+
+
+def run_main(args, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    captured = capsys.readouterr()
+    return exc.value.code, captured.out, captured.err
+
+
+def test_backbones_and_layers_listing():
+    result = runner.invoke(app, ["backbones"])
+    assert result.exit_code == 0 and "vgg16" in result.output and "timm/<name>" in result.output
+    result = runner.invoke(app, ["layers", "vgg16"])
+    assert result.exit_code == 0
+    lines = {line.split("│")[1].strip(): line for line in result.output.splitlines() if line.count("│") > 3}
+    assert "(4096,)" in lines["relu7"] and "classifier.4" in lines["relu7"]
+    assert "(64, 224, 224)" in lines["conv1_1"] and "3,211,264" in lines["conv1_1"]
+
+
+def test_extract_end_to_end(tmp_path, digits_dir):
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["extract", str(digits_dir), "--backbone", "digits_cnn", "--weights", "none",
+                                 "--train-per-class", "20", "--out", str(out), "--cache-dir", str(tmp_path / "c"),
+                                 "--workers", "0", "--layer", "relu_fc2"])
+    assert result.exit_code == 0, result.output
+    with np.load(out / "features.npz") as data:
+        assert data["X_train"].shape == (200, 128) and data["X_test"].shape == (1597, 128)
+        assert data["classes"].tolist() == [str(d) for d in range(10)]
+        assert data["y_train"].tolist() == sorted(data["y_train"].tolist())
+    config = json.loads((out / "config.json").read_text())
+    assert config["backbone"] == "digits_cnn" and config["layers"] == ["relu_fc2"]
+    assert config["preprocessing"]["crop_size"] == 32 and config["weights_id"] == "none:seed=0"
+    assert (out / "skipped.txt").read_text() == ""
+
+
+def test_extract_several_layers_writes_one_file_each(tmp_path, color_dir):
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["extract", str(color_dir), "-b", "digits_cnn", "-w", "none", "--train-per-class",
+                                 "4", "-o", str(out), "--no-cache", "--workers", "0", "-l", "pool3", "-l",
+                                 "relu_fc2", "--pooling", "spp"])
+    assert result.exit_code == 0, result.output
+    with np.load(out / "features_pool3.npz") as data:
+        assert data["X_train"].shape == (12, 128 * 5)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["extract", "{data}", "--backbone", "vgg61"], "error: unknown backbone 'vgg61'; expected one of"),
+    (["extract", "{data}", "-b", "digits_cnn", "-w", "none", "--layer", "relu9"],
+     "error: unknown layer 'relu9' for digits_cnn; expected one of conv1"),
+    (["extract", "{missing}", "-b", "digits_cnn", "-w", "none"], "error: data folder {missing} does not exist"),
+    (["extract", "{data}", "-b", "digits_cnn", "-w", "{missing}.pth"], "error: weights file {missing}.pth does not exist"),
+    (["extract", "{data}", "-b", "digits_cnn", "-w", "none", "--train-per-class", "50"],
+     "error: class 'blue' has 12 images; --train-per-class 50 leaves none for testing"),
+    (["extract", "{data}", "-b", "digits_cnn", "-w", "none", "--out", "{data}/out"], "error: output folder {data}/out is inside the input folder"),
+])
+def test_user_errors_print_one_line_and_exit_2(tmp_path, color_dir, capsys, args, message):
+    fill = {"data": str(color_dir), "missing": str(tmp_path / "missing")}
+    args = [a.format(**fill) for a in args]
+    code, out, err = run_main(args + ["--no-cache"], capsys)
+    assert code == 2
+    assert err.startswith(message.format(**fill)) and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "transferlab", "--debug", "extract", str(tmp_path / "x")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1 and "Traceback" in proc.stderr and "DataError" in proc.stderr
+
+
+def test_python_dash_m_and_usage_errors():
+    proc = subprocess.run([sys.executable, "-m", "transferlab", "extract"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "Missing argument" in proc.stderr

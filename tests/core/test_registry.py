@@ -1,0 +1,219 @@
+"""Backbone registry: entries, cut points, weights loading and the seeds' VGG16relu7 equivalence."""
+
+from __future__ import annotations
+
+import pickle
+import urllib.error
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from transferlab.backbones import get_spec, layer_shapes, list_backbones, load_backbone, make_taps, register
+from transferlab.errors import ConfigError, WeightsError
+
+TORCHVISION = ["vgg16", "vgg19", "alexnet", "resnet18", "resnet50", "resnet152", "inception_v3",
+               "efficientnet_b0", "efficientnet_v2_s", "convnext_tiny", "vit_b_16"]
+
+
+def test_registry_lists_the_required_backbones():
+    assert set(TORCHVISION + ["digits_cnn"]) <= set(list_backbones())
+
+
+def test_registering_a_name_twice_raises():
+    with pytest.raises(ValueError, match="already registered"):
+        register(get_spec("vgg16"))
+
+
+def test_unknown_backbone_lists_valid_names():
+    with pytest.raises(ConfigError, match=r"unknown backbone 'vgg61'.*vgg16.*Did you mean"):
+        get_spec("vgg61")
+
+
+def test_unknown_layer_lists_valid_names():
+    with pytest.raises(ConfigError, match=r"unknown layer 'relu8' for vgg16; expected one of conv1_1.*relu7"):
+        layer_shapes(get_spec("vgg16"), ["relu8"])
+
+
+def test_vgg16_seed_names_and_shapes():
+    spec = get_spec("vgg16")
+    assert spec.cut_points["relu7"] == "classifier.4" and spec.cut_points["fc7"] == "classifier.3"
+    assert spec.cut_points["conv5_3"] == "features.28" and spec.cut_points["pool5"] == "features.30"
+    shapes = layer_shapes(spec, ["conv1_1", "pool1", "conv5_3", "fc6", "relu7", "fc8"])
+    assert shapes == {"conv1_1": (64, 224, 224), "pool1": (64, 112, 112), "conv5_3": (512, 14, 14),
+                      "fc6": (4096,), "relu7": (4096,), "fc8": (1000,)}
+    assert len([n for n in spec.cut_points if n.startswith("conv")]) == 13
+
+
+def test_vgg16_parameter_count_is_the_seeds():
+    with torch.device("meta"):
+        model = get_spec("vgg16").build()
+    assert sum(p.numel() for p in model.parameters()) == 138_357_544
+
+
+def test_preprocessing_comes_from_the_weights():
+    from torchvision.models import get_model_weights
+
+    for name in TORCHVISION:
+        t = get_model_weights(name).DEFAULT.transforms()
+        pre = get_spec(name).preprocessing
+        assert (pre.resize_size, pre.crop_size) == (t.resize_size[0], t.crop_size[0])
+        assert pre.mean == tuple(t.mean) and pre.std == tuple(t.std)
+    assert len(get_spec("vgg16").categories) == 1000
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", TORCHVISION)
+def test_every_entry_builds_and_every_cut_point_has_its_listed_shape(name):
+    spec = get_spec(name)
+    backbone = load_backbone(name, "none", seed=0)
+    listed = layer_shapes(spec)
+    size = spec.preprocessing.crop_size
+    with torch.no_grad():
+        out = make_taps(spec, backbone.model, list(spec.cut_points))(torch.randn(1, 3, size, size))
+    assert {k: tuple(v.shape[1:]) for k, v in out.items()} == listed
+
+
+def test_digits_cnn_cut_points_at_real_size():
+    backbone = load_backbone("digits_cnn", "none")
+    with torch.no_grad():
+        out = make_taps(backbone.spec, backbone.model, list(backbone.spec.cut_points))(torch.randn(2, 3, 32, 32))
+    assert {k: tuple(v.shape[1:]) for k, v in out.items()} == layer_shapes(backbone.spec)
+
+
+def test_timm_models_resolve_with_their_own_preprocessing():
+    pytest.importorskip("timm")
+    spec = get_spec("timm/resnet18")
+    assert spec.preprocessing.crop_size == 224 and spec.head == "fc"
+    backbone = load_backbone("timm/resnet18", "none")
+    with torch.no_grad():
+        out = make_taps(spec, backbone.model, ["pre_logits", "logits"])(torch.randn(1, 3, 64, 64))
+    assert out["pre_logits"].shape == (1, 512) and out["logits"].shape == (1, 1000)
+    with pytest.raises(ConfigError, match="timm has no model"):
+        get_spec("timm/not_a_model_xyz")
+
+
+def test_any_fx_node_name_is_a_cut_point():
+    backbone = load_backbone("resnet18", "none")
+    assert layer_shapes(backbone.spec, ["layer3.1.relu_1"], model=backbone.model) == {"layer3.1.relu_1": (256, 14, 14)}
+
+
+# -- weights -------------------------------------------------------------------------------------
+
+def test_random_weights_are_seeded():
+    a = load_backbone("digits_cnn", "none", seed=3).model.state_dict()
+    b = load_backbone("digits_cnn", "none", seed=3).model.state_dict()
+    c = load_backbone("digits_cnn", "none", seed=4).model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not torch.equal(a["features.0.weight"], c["features.0.weight"])
+
+
+def test_imagenet_weights_offline_give_a_clear_error(monkeypatch, tmp_path):
+    import torchvision.models._api as api
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(api, "load_state_dict_from_url", offline)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    with pytest.raises(WeightsError, match=r"not cached \(expected .*alexnet-owt-7be5be79.pth\).*--weights none"):
+        load_backbone("alexnet", "imagenet")
+
+
+def test_digits_cnn_has_no_downloadable_weights():
+    with pytest.raises(WeightsError, match="no downloadable weights.*--weights PATH"):
+        load_backbone("digits_cnn", "imagenet")
+
+
+@pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
+def test_weights_file_round_trip(tmp_path, suffix):
+    source = load_backbone("digits_cnn", "none", seed=7).model
+    path = tmp_path / f"w{suffix}"
+    if suffix == ".pth":
+        torch.save({"state_dict": source.state_dict(), "epoch": 3}, path)  # a checkpoint dict works too
+    else:
+        from safetensors.torch import save_file
+
+        save_file(source.state_dict(), str(path))
+    loaded = load_backbone("digits_cnn", path)
+    assert loaded.weights_id.startswith("file:")
+    assert all(torch.equal(v, loaded.model.state_dict()[k]) for k, v in source.state_dict().items())
+
+
+def test_weights_file_of_another_architecture_names_the_keys(tmp_path):
+    path = tmp_path / "resnet.pth"
+    torch.save(load_backbone("resnet18", "none").model.state_dict(), path)
+    with pytest.raises(WeightsError, match=r"does not fit architecture digits_cnn: missing keys: features.0.weight"):
+        load_backbone("digits_cnn", path)
+
+
+def test_weights_file_with_code_is_refused_without_running_it(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (exec, ("import pathlib; pathlib.Path('%s').write_text('ran')" % (tmp_path / "pwned"),))
+
+    path = tmp_path / "evil.pth"
+    with open(path, "wb") as handle:
+        pickle.dump({"x": Evil()}, handle)
+    with pytest.raises(WeightsError, match="cannot read weights file"):
+        load_backbone("digits_cnn", path)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_weights_file_errors(tmp_path):
+    with pytest.raises(WeightsError, match="does not exist"):
+        load_backbone("digits_cnn", tmp_path / "missing.pth")
+    (tmp_path / "w.bin").write_bytes(b"x")
+    with pytest.raises(WeightsError, match="expected one of .pth, .pt, .safetensors"):
+        load_backbone("digits_cnn", tmp_path / "w.bin")
+
+
+# -- the assignment's construction ---------------------------------------------------------------
+
+class VGG16relu7(nn.Module):
+    """The seeds' class (assignment 003, section 2.2), verbatim apart from taking vgg16 as argument."""
+
+    def __init__(self, vgg16):
+        super().__init__()
+        self.features = nn.Sequential(*list(vgg16.features.children()))
+        self.classifier = nn.Sequential(*list(vgg16.classifier.children())[:-2])
+
+    def forward(self, x):
+        x = self.features(x)
+        x = x.view(x.size(0), -1)
+        x = self.classifier(x)
+        return x
+
+
+def seeds_preprocess(path):
+    """The assignment's code: PIL bilinear resize to 224, /255, CHW, ImageNet mean/std."""
+    img = Image.open(path).convert("RGB")
+    img = img.resize((224, 224), Image.BILINEAR)
+    img = np.array(img, dtype=np.float32) / 255
+    img = img.transpose((2, 0, 1))
+    mu = torch.Tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
+    sigma = torch.Tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
+    return (torch.Tensor(img) - mu) / sigma
+
+
+def test_relu7_features_equal_the_seeds_vgg16relu7(tmp_path):
+    from skimage import data
+
+    from transferlab.features import extract_features
+
+    paths = []
+    for name in ("chelsea", "camera"):  # a colour photo and a grayscale one (gray -> RGB)
+        path = tmp_path / f"{name}.png"
+        Image.fromarray(getattr(data, name)()).save(path)
+        paths.append(path)
+    backbone = load_backbone("vgg16", "none", seed=0, preprocessing_mode="squash")
+    reference = VGG16relu7(backbone.model).eval()
+    with torch.no_grad():
+        expected = reference(torch.stack([seeds_preprocess(p) for p in paths])).numpy()
+    result = extract_features(paths, backbone, ["relu7"], l2=False, use_cache=False, progress=False, workers=0)
+    np.testing.assert_allclose(result.features["relu7"], expected, rtol=1e-4, atol=1e-5)
+    normalised = extract_features(paths, backbone, ["relu7"], use_cache=False, progress=False, workers=0)
+    np.testing.assert_allclose(normalised.features["relu7"],
+                               expected / np.linalg.norm(expected, axis=1, keepdims=True), rtol=1e-4, atol=1e-6)
