@@ -77,7 +77,7 @@ def test_user_errors_print_one_line_and_exit_2(tmp_path, color_dir, capsys, args
 
 
 def test_debug_shows_the_traceback(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "transferlab", "--debug", "extract", str(tmp_path / "x")],
+    proc = subprocess.run([sys.executable, "-m", "transferlab", "--debug", "extract", str(tmp_path / "x"), "-b", "digits_cnn", "-w", "none"],
                           capture_output=True, text=True)
     assert proc.returncode == 1 and "Traceback" in proc.stderr and "DataError" in proc.stderr
 
