@@ -24,7 +24,7 @@ def test_split_validation_is_stratified_seeded_and_disjoint():
     assert [sum(labels[i] == c for i in val) for c in range(3)] == [2, 1, 1]
     assert split_validation(labels, 0.2, seed=3) == (train, val)
     assert split_validation(labels, 0.2, seed=4) != (train, val)
-    with pytest.raises(ConfigError, match="class index 1 has 1 training image"):
+    with pytest.raises(ConfigError, match=r"class index 1 has 1 training image\(s\)"):
         split_validation([0, 0, 1], 0.2, seed=0)
 
 

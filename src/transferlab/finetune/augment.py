@@ -47,8 +47,8 @@ def augmentation(preset: str, pre: Preprocessing) -> Callable[[Image.Image], Ima
 
 
 def eval_transform(pre: Preprocessing) -> Callable[[Image.Image], torch.Tensor]:
-    """Deterministic preprocessing for validation, test and prediction."""
-    return image_transform(pre)
+    """Deterministic preprocessing for validation, test and prediction (the backbone's own)."""
+    return _Evaluation(pre)
 
 
 def train_transform(pre: Preprocessing, preset: str) -> Callable[[Image.Image], torch.Tensor]:
@@ -62,6 +62,21 @@ def train_transform(pre: Preprocessing, preset: str) -> Callable[[Image.Image], 
         return eval_transform(pre)
     norm = normalize(pre)
     return _Augmented(aug, norm)
+
+
+class _Evaluation:
+    """:func:`transferlab.data.image_transform`, picklable for DataLoader workers started by spawn."""
+
+    def __init__(self, pre: Preprocessing) -> None:
+        self.pre, self._fn = pre, None
+
+    def __getstate__(self) -> dict:
+        return {"pre": self.pre, "_fn": None}
+
+    def __call__(self, img: Image.Image) -> torch.Tensor:
+        if self._fn is None:
+            self._fn = image_transform(self.pre)
+        return self._fn(img)
 
 
 class _Augmented:

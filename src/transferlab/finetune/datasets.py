@@ -89,7 +89,8 @@ def torchvision_data(name: str, root: Path | str | None = None, download: bool =
             train_parts, classes = ("train",), list(sets["train"].classes)
     except Exception as exc:  # offline: URLError/OSError; missing files without download: RuntimeError
         raise DataError(
-            f"dataset {name} is not in {root} and could not be downloaded ({exc.__class__.__name__}: {exc}); "
+            f"dataset {name} is not in {root} and could not be downloaded ({exc.__class__.__name__}: "
+            f"{' '.join(str(exc).split())}); "
             f"connect once to download it there, or pass --data-root to a folder that holds torchvision's "
             f"{name} files, or use an image folder instead"
         ) from exc

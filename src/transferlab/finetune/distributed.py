@@ -68,16 +68,18 @@ def init_distributed(device: str = "auto") -> DistContext:
     return DistContext(rank=rank, world_size=world, local_rank=local_rank, device=device_, backend=backend)
 
 
-def wrap_model(model: nn.Module, ctx: DistContext) -> nn.Module:
-    """DDP-wrap ``model`` (already on ``ctx.device``) when distributed; otherwise return it unchanged."""
+def wrap_model(model: nn.Module, ctx: DistContext, find_unused_parameters: bool = False) -> nn.Module:
+    """DDP-wrap ``model`` (already on ``ctx.device``) when distributed; otherwise return it unchanged.
+
+    ``find_unused_parameters``: for networks with auxiliary heads (Inception v3), whose outputs the
+    loss ignores, so DDP must not wait for their gradients (see ``head.has_auxiliary_outputs``).
+    """
     if not ctx.enabled:
         return model
     from torch.nn.parallel import DistributedDataParallel
 
-    # find_unused_parameters: networks with auxiliary heads (Inception v3) compute outputs the loss
-    # ignores; DDP must then not wait for their gradients.
     return DistributedDataParallel(model, device_ids=[ctx.local_rank] if ctx.device.type == "cuda" else None,
-                                   find_unused_parameters=True)
+                                   find_unused_parameters=find_unused_parameters)
 
 
 def unwrap(model: nn.Module) -> nn.Module:

@@ -69,3 +69,15 @@ def logits_of(output: Any) -> torch.Tensor:
     if isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):
         return output[0]
     raise TypeError(f"cannot find logits in a model output of type {type(output).__name__}")
+
+
+def has_auxiliary_outputs(spec: BackboneSpec) -> bool:
+    """Whether the network returns more than its logits in training mode (checked on the meta device).
+
+    DistributedDataParallel must then look for parameters the loss does not reach (Inception's
+    auxiliary classifier); for every other network that search is skipped.
+    """
+    size = spec.preprocessing.crop_size
+    with torch.device("meta"):
+        model = spec.build().train()
+        return not isinstance(model(torch.empty(2, 3, size, size)), torch.Tensor)

@@ -34,7 +34,7 @@ from . import distributed as _dist
 from .config import FinetuneConfig
 from .datasets import ItemDataset, TrainingData, folder_data, torchvision_data
 from .freezing import apply_freeze, parameter_groups, set_train_mode
-from .head import logits_of, replace_head
+from .head import has_auxiliary_outputs, logits_of, replace_head
 from .saved import save_finetuned
 
 LAST, BEST = "checkpoints/last.pt", "checkpoints/best.pt"
@@ -49,7 +49,7 @@ def split_validation(labels: list[int], fraction: float, seed: int) -> tuple[lis
     for label in np.unique(labels_arr):
         positions = np.flatnonzero(labels_arr == label)
         if len(positions) < 2:
-            raise ConfigError(f"class index {label} has {len(positions)} training image; a validation split needs "
+            raise ConfigError(f"class index {label} has {len(positions)} training image(s); a validation split needs "
                               "at least 2 per class: add images or lower --train-per-class/--test-fraction")
         order = rng.permutation(positions)
         n_val = min(len(positions) - 1, max(1, int(round(fraction * len(positions)))))
@@ -82,6 +82,18 @@ def make_scheduler(optimizer: torch.optim.Optimizer, cfg: FinetuneConfig):
     return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
 
 
+def _batches(order: list[int], batch_size: int) -> list[list[int]]:
+    """Consecutive batches; a trailing batch of one image joins the previous one.
+
+    BatchNorm cannot train on a single image with 1x1 feature maps, and dropping it would leave an
+    image unseen; folding it into the previous batch keeps every image and every batch valid.
+    """
+    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    if len(batches) > 1 and len(batches[-1]) == 1:
+        batches[-2].extend(batches.pop())
+    return batches
+
+
 class Trainer:
     """Runs one fine-tuning job into ``out`` (see :func:`finetune`)."""
 
@@ -97,7 +109,7 @@ class Trainer:
                                         [data.describe(r) for r, _ in self.val_items])
         self.bb, self.frozen = build_network(cfg, len(data.classes))
         self.net = self.bb.model.to(ctx.device)
-        self.model = _dist.wrap_model(self.net, ctx)
+        self.model = _dist.wrap_model(self.net, ctx, ctx.enabled and has_auxiliary_outputs(self.bb.spec))
         self.optimizer = make_optimizer(self.net, self.bb.spec, cfg)
         self.scheduler = make_scheduler(self.optimizer, cfg)
         self.use_amp = bool(cfg.amp and ctx.device.type == "cuda")  # mixed precision on GPU only
@@ -165,11 +177,8 @@ class Trainer:
         sampler = DistributedSampler(self.train_set, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True,
                                      seed=cfg.seed, drop_last=False)
         sampler.set_epoch(self.epoch)
-        # A last batch of one image breaks BatchNorm in training mode: drop it in that single case.
-        drop_last = len(sampler) % cfg.batch_size == 1 and len(sampler) > 1
-        loader = DataLoader(self.train_set, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.workers,
-                            collate_fn=collate_skipping, drop_last=drop_last,
-                            pin_memory=ctx.device.type == "cuda")
+        loader = DataLoader(self.train_set, batch_sampler=_batches(list(sampler), cfg.batch_size),
+                            num_workers=cfg.workers, collate_fn=collate_skipping, pin_memory=ctx.device.type == "cuda")
         set_train_mode(self.model)
         trainable = [p for p in self.net.parameters() if p.requires_grad]
         last = self.out / LAST if (self.out / LAST).is_file() else None

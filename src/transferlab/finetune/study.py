@@ -1,0 +1,129 @@
+"""``study finetune``: report 001's comparison tables (sections 1.6.3-1.6.5) in one run.
+
+For each backbone, every combination of freeze policy (frozen = ``all-but-head`` vs ``none``) and
+augmentation preset (``none`` vs ``seed``) is fine-tuned with the same options, and the linear SVM on
+the backbone's default features (the assignment's method, :func:`transferlab.classify.run_linear`)
+is evaluated on the same train/test split (same ``train_per_class``/``test_fraction``/``seed``; the
+SVM trains on all training images, fine-tuning on the same images minus its validation part).
+Each run keeps its own folder under ``OUT/runs``; a study that was interrupted picks up where it
+stopped (finished runs are reused, an interrupted run is resumed from its checkpoint).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+from .._utils import read_json
+from ..errors import ConfigError
+from ..report.plots import save_figure
+from ..report.tables import write_table
+from ..runs import make_run_dir, write_config
+from ..training import History
+from .trainer import LAST, finetune
+
+
+def _slug(name: str) -> str:
+    return name.replace("/", "-")
+
+
+def study_finetune(data: Path | str, *, backbones: Sequence[str] = ("vgg16",), weights: str = "imagenet",
+                   freezes: Sequence[str] = ("all-but-head", "none"), augments: Sequence[str] = ("none", "seed"),
+                   svm: bool = True, out: Path | str | None = None, progress: bool = False,
+                   **options: Any) -> dict[str, Any]:
+    """Fine-tune every (backbone, freeze, augment) combination, add the SVM row; write table + figures.
+
+    ``options`` are :class:`~transferlab.finetune.FinetuneConfig` fields shared by every run (epochs,
+    batch_size, lr, seed, train_per_class...). Returns ``{"rows", "table", "figure", "curves", "out"}``.
+    """
+    if not backbones or not freezes or not augments:
+        raise ConfigError("study finetune needs at least one backbone, one --freeze and one --augment value")
+    for key in ("backbone", "freeze", "augment", "weights"):
+        if key in options:
+            raise ConfigError(f"study finetune sets {key!r} per run; use backbones/freezes/augments/weights")
+    out = make_run_dir(out, "study-finetune", inputs=(data,))
+    write_config(out, {"command": "study finetune", "data": str(data), "backbones": list(backbones),
+                       "weights": weights, "freezes": list(freezes), "augments": list(augments), "svm": svm,
+                       **options})
+    rows: list[dict[str, Any]] = []
+    histories: dict[str, list[dict]] = {}
+    for backbone in backbones:
+        for freeze in freezes:
+            for augment in augments:
+                label = f"{_slug(backbone)}-{freeze.replace(':', '_')}-{augment}"
+                run = out / "runs" / label
+                if (run / "metrics.json").is_file():
+                    metrics = read_json(run / "metrics.json")  # finished earlier: reuse
+                else:
+                    metrics = finetune(data, backbone=backbone, weights=weights, freeze=freeze, augment=augment,
+                                       out=run, resume=(run / LAST).is_file(), progress=progress, **options)
+                hist = History.from_csv(run / "history.csv").rows
+                histories[label] = hist
+                rows.append({"backbone": backbone, "method": "finetune", "freeze": metrics["freeze"],
+                             "augment": augment, "best_epoch": metrics["best_epoch"],
+                             "epochs_run": metrics["epochs_run"], "val_accuracy": metrics["val_accuracy"],
+                             "test_accuracy": metrics["accuracy"],
+                             "train_images_per_s": metrics.get("train_images_per_s"),
+                             "train_time_s": sum(r.get("epoch_time_s") or 0.0 for r in hist),
+                             "run": str(run.relative_to(out))})
+        if svm:
+            rows.append(_svm_row(data, out, backbone, weights, options))
+    table_csv, table_md = write_table(rows, out, "study_finetune")
+    figure = _bar_figure(rows, out / "study_finetune.png")
+    curves = _curves_figure(histories, out / "study_finetune_curves.png")
+    return {"rows": rows, "table": table_md, "csv": table_csv, "figure": figure, "curves": curves, "out": out}
+
+
+def _svm_row(data: Path | str, out: Path, backbone: str, weights: str, options: dict[str, Any]) -> dict[str, Any]:
+    try:
+        from ..classify import run_linear
+    except ImportError as exc:
+        raise ConfigError("the SVM row needs transferlab.classify.run_linear, which this build lacks; "
+                          "rerun with --no-svm") from exc
+    run = out / "svm" / _slug(backbone)
+    split = {k: options[k] for k in ("train_per_class", "test_fraction", "seed", "batch_size", "device")
+             if k in options}
+    metrics = run_linear(data, backbone=backbone, weights=weights, classifier="svm", out=run,
+                         preprocess=options.get("preprocess", "weights"), **split)
+    return {"backbone": backbone, "method": "linear-svm", "freeze": "all (features)", "augment": "none",
+            "best_epoch": None, "epochs_run": None, "val_accuracy": None, "test_accuracy": metrics["accuracy"],
+            "train_images_per_s": None, "train_time_s": metrics.get("fit_seconds"),
+            "run": str(run.relative_to(out))}
+
+
+def _bar_figure(rows: list[dict[str, Any]], path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    labels = [f"{r['backbone']}\n" + ("SVM" if r["method"] == "linear-svm" else f"{r['freeze']}\naug {r['augment']}")
+              for r in rows]
+    values = [r["test_accuracy"] for r in rows]
+    colors = ["tab:gray" if r["method"] == "linear-svm" else
+              ("tab:blue" if r["freeze"] == "all-but-head" else "tab:orange") for r in rows]
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(rows) + 1), 4))
+    bars = ax.bar(range(len(rows)), values, color=colors)
+    ax.bar_label(bars, [f"{v:.3f}" for v in values], fontsize=8)
+    ax.set_xticks(range(len(rows)), labels, fontsize=7)
+    ax.set_ylabel("test accuracy")
+    ax.set_ylim(0, 1.05)
+    ax.set_title("fine-tuning: frozen vs trainable, augmentation, backbones (grey: linear SVM)")
+    ax.grid(axis="y", alpha=0.3)
+    return save_figure(fig, path)
+
+
+def _curves_figure(histories: dict[str, list[dict]], path: Path) -> Path:
+    """Train/validation loss and accuracy per run (report 001, Figures 1.10-1.11)."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for label, rows in histories.items():
+        epochs = [r["epoch"] for r in rows]
+        line = axes[0].plot(epochs, [r["val_loss"] for r in rows], marker="o", ms=3, label=f"{label} val")[0]
+        axes[0].plot(epochs, [r["train_loss"] for r in rows], ls="--", color=line.get_color(), label=f"{label} train")
+        axes[1].plot(epochs, [r["val_acc"] for r in rows], marker="o", ms=3, color=line.get_color(), label=f"{label} val")
+        axes[1].plot(epochs, [r["train_acc"] for r in rows], ls="--", color=line.get_color(), label=f"{label} train")
+    for ax, name in zip(axes, ("loss", "accuracy")):
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(name)
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=6, loc="lower right")
+    return save_figure(fig, path)
