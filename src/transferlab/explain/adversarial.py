@@ -2,7 +2,7 @@
 
 * :class:`IterativeAttack`: the practical's method (Szegedy et al. 2014 in spirit; cs231n's
   ``make_fooling_image``): repeated gradient steps on the image, each of L2 length ``step_size``, toward
-  the target class score, or up the cross-entropy of the true class (untargeted), until every image is
+  the target class score, or (untargeted) raising the best other class's score over the true class's, until every image is
   misclassified (or reaches the target) or ``max_steps`` is spent; optional L-inf budget ``eps``.
 * :class:`FGSM` (Goodfellow et al. 2015) and :class:`PGD` (Madry et al. 2018) with an L-inf budget:
   captum's ``captum.robust.FGSM`` / ``PGD``, plus a final exact projection onto the budget.
@@ -156,8 +156,10 @@ class IterativeAttack(_Attack):
                 break
             if goal is not None:
                 objective = scores.gather(1, goal[:, None]).sum()
-            else:
-                objective = nn.functional.cross_entropy(scores, labels, reduction="sum")
+            else:  # margin of the best other class over the true one: no softmax saturation
+                true = scores.gather(1, labels[:, None])[:, 0]
+                other = scores.scatter(1, labels[:, None], float("-inf")).amax(dim=1)
+                objective = (other - true).sum()
             (grad,) = torch.autograd.grad(objective, adv)
             norm = grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
             step = self.step_size * grad / norm * active.view(-1, 1, 1, 1)
