@@ -122,6 +122,7 @@ def study_finetune(
     device: opt.Device = "auto",
     workers: opt.Workers = None,
     out: opt.Out = None,
+    cache_dir: opt.CacheDir = None,
     progress: ProgressOpt = True,
 ) -> None:
     """Report 001's comparison: frozen vs trainable, with vs without augmentation, backbones, and the SVM."""
@@ -129,7 +130,8 @@ def study_finetune(
     from ..report.tables import markdown_table
 
     result = run(data, backbones=backbone or ["vgg16"], weights=weights, freezes=freeze or ["all-but-head", "none"],
-                 augments=augment or ["none", "seed"], svm=svm, out=out, progress=progress, epochs=epochs,
+                 augments=augment or ["none", "seed"], svm=svm, out=out, progress=progress, cache_dir=cache_dir,
+                 epochs=epochs,
                  batch_size=batch_size, optimizer=optimizer, lr=lr, schedule=schedule, val_fraction=val_fraction,
                  patience=patience or None, preprocess=preprocess, train_per_class=train_per_class,
                  test_fraction=test_fraction, seed=seed, device=device, workers=_workers(workers))

@@ -90,11 +90,14 @@ class FinetunedModel:
         return modules[dotted_path]
 
     @torch.no_grad()
-    def predict_scores(self, paths: Sequence[Path | str], batch_size: int = 32, device: str = "auto"
+    def predict_scores(self, paths: Sequence[Path | str], batch_size: int = 32, device: str = "auto",
+                       cache_dir: Path | str | None = None, use_cache: bool = True
                        ) -> tuple[np.ndarray, list[int], list[tuple[str, str]]]:
         """Softmax probabilities for the readable images; unreadable ones are reported, not fatal.
 
-        Returns ``(scores (n_ok, n_classes), kept_indices, failures [(path, reason)])``.
+        Returns ``(scores (n_ok, n_classes), kept_indices, failures [(path, reason)])``. ``cache_dir`` and
+        ``use_cache`` are accepted for the same call as a linear model's and ignored: a fine-tuned
+        network runs end to end, there are no cached features.
         """
         from torch.utils.data import DataLoader
 

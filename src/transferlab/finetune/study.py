@@ -30,11 +30,11 @@ def _slug(name: str) -> str:
 def study_finetune(data: Path | str, *, backbones: Sequence[str] = ("vgg16",), weights: str = "imagenet",
                    freezes: Sequence[str] = ("all-but-head", "none"), augments: Sequence[str] = ("none", "seed"),
                    svm: bool = True, out: Path | str | None = None, progress: bool = False,
-                   **options: Any) -> dict[str, Any]:
+                   cache_dir: Path | str | None = None, **options: Any) -> dict[str, Any]:
     """Fine-tune every (backbone, freeze, augment) combination, add the SVM row; write table + figures.
 
     ``options`` are :class:`~transferlab.finetune.FinetuneConfig` fields shared by every run (epochs,
-    batch_size, lr, seed, train_per_class...). Returns ``{"rows", "table", "figure", "curves", "out"}``.
+    batch_size, lr, seed, train_per_class...); ``cache_dir`` is the SVM's feature cache. Returns ``{"rows", "table", "figure", "curves", "out"}``.
     """
     if not backbones or not freezes or not augments:
         raise ConfigError("study finetune needs at least one backbone, one --freeze and one --augment value")
@@ -67,14 +67,15 @@ def study_finetune(data: Path | str, *, backbones: Sequence[str] = ("vgg16",), w
                              "train_time_s": sum(r.get("epoch_time_s") or 0.0 for r in hist),
                              "run": str(run.relative_to(out))})
         if svm:
-            rows.append(_svm_row(data, out, backbone, weights, options))
+            rows.append(_svm_row(data, out, backbone, weights, options, cache_dir, progress))
     table_csv, table_md = write_table(rows, out, "study_finetune")
     figure = _bar_figure(rows, out / "study_finetune.png")
     curves = _curves_figure(histories, out / "study_finetune_curves.png")
     return {"rows": rows, "table": table_md, "csv": table_csv, "figure": figure, "curves": curves, "out": out}
 
 
-def _svm_row(data: Path | str, out: Path, backbone: str, weights: str, options: dict[str, Any]) -> dict[str, Any]:
+def _svm_row(data: Path | str, out: Path, backbone: str, weights: str, options: dict[str, Any],
+             cache_dir: Path | str | None, progress: bool) -> dict[str, Any]:
     try:
         from ..classify import run_linear
     except ImportError as exc:
@@ -83,8 +84,9 @@ def _svm_row(data: Path | str, out: Path, backbone: str, weights: str, options: 
     run = out / "svm" / _slug(backbone)
     split = {k: options[k] for k in ("train_per_class", "test_fraction", "seed", "batch_size", "device")
              if k in options}
-    metrics = run_linear(data, backbone=backbone, weights=weights, classifier="svm", out=run,
-                         preprocess=options.get("preprocess", "weights"), **split)
+    metrics = run_linear(data, backbone=backbone, weights=weights, classifier="svm", C=1.0, out=run,
+                         preprocess=options.get("preprocess", "weights"), cache_dir=cache_dir, progress=progress,
+                         **split)
     return {"backbone": backbone, "method": "linear-svm", "freeze": "all (features)", "augment": "none",
             "best_epoch": None, "epochs_run": None, "val_accuracy": None, "test_accuracy": metrics["accuracy"],
             "train_images_per_s": None, "train_time_s": metrics.get("fit_seconds"),
