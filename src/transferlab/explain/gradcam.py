@@ -56,6 +56,10 @@ class GradCAM:
         before = hook_count(self.model.module)
         try:
             cam = LayerGradCam(self.model.module, self.layer_module).attribute(x, target=idx, relu_attributions=True)
+        except AssertionError as exc:  # captum asserts when the hooked layer never ran
+            if "did not obtain any outputs" not in str(exc):
+                raise
+            raise ConfigError(_not_computed(self.layer, self.model.name)) from None
         finally:
             leaked = hook_count(self.model.module) - before
         if leaked:
@@ -72,3 +76,8 @@ class GradCAM:
         self.last_low_res_ = low
         maps = F.interpolate(low[:, None], size=tuple(x.shape[-2:]), mode="bilinear", align_corners=False)[:, 0]
         return Explanation(maps=maps, targets=idx, scores=scores, probs=probs, predicted=predicted)
+
+
+def _not_computed(layer: str, name: str) -> str:
+    return (f"layer {layer!r} is not computed by {name} (a saved linear model stops at the layer its features come "
+            "from); pass --layer with an earlier convolutional layer")

@@ -186,6 +186,10 @@ class HookTaps(nn.Module):
         finally:
             for handle in handles:
                 handle.remove()
+        missing = [layer for layer in self._modules_by_layer if layer not in out]
+        if missing:
+            raise ConfigError(f"layer(s) {', '.join(missing)} are not computed by this model (a saved linear model "
+                              "stops at the layer its features come from); choose earlier layers")
         return out
 
 
