@@ -19,7 +19,7 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print the result as JSON
 def _console():
     from rich.console import Console
 
-    return Console()
+    return Console(soft_wrap=True)  # long summary lines stay one line (tables still fit the width)
 
 
 def _table(title: str, rows: list[dict], columns: list[str], limit: int | None = None):

@@ -132,8 +132,11 @@ def summarize_model(model: nn.Module, input_shape: tuple[int, ...], *, name: str
     calls: dict[str, int] = {}
     handles = []
     was_training = model.training
+    fastpath = torch.backends.mha.get_fastpath_enabled()
     counter = FlopCounterMode(display=False)
     try:
+        # the fused attention kernel of nn.MultiheadAttention (CPU/GPU eval) hides its products from the counter
+        torch.backends.mha.set_fastpath_enabled(False)
         for path, module in model.named_modules():
             handles.append(module.register_forward_hook(_shape_hook(path, shapes, calls)))
         model.eval()
@@ -147,6 +150,7 @@ def summarize_model(model: nn.Module, input_shape: tuple[int, ...], *, name: str
         for handle in handles:
             handle.remove()
         model.train(was_training)
+        torch.backends.mha.set_fastpath_enabled(fastpath)
 
     flops = _flops_by_module(model, counter)
     labels: dict[str, list[str]] = {}
