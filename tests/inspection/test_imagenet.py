@@ -64,7 +64,9 @@ def test_top5_names_order_and_probabilities(alexnet, photos, results):
 def test_train_mode_varies_is_seeded_and_leaves_the_model_unchanged(alexnet, photos, results):
     first = results[0]
     before = torch.tensor(first.eval.probabilities)
+    rng = torch.get_rng_state()
     again = predict_imagenet(alexnet, photos, k=5, train_passes=3, seed=5)[0]
+    assert torch.equal(torch.get_rng_state(), rng)  # the caller's random state is untouched
     assert [p.probabilities for p in first.train_passes] == [p.probabilities for p in again.train_passes]
     assert len({p.probabilities for p in first.train_passes}) == 3  # dropout: every pass differs
     assert first.train_passes[0].probabilities != first.eval.probabilities

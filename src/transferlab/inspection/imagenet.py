@@ -143,7 +143,7 @@ def predict_imagenet(backbone: Backbone, images: Sequence[Path | str], *, k: int
             for result, t in zip(results, top_k(forward(raw), names, k)):
                 result.no_normalize = t
         if train_passes:
-            for i, passes in enumerate(_train_mode_passes(model, forward, x, train_passes, seed)):
+            for passes in _train_mode_passes(model, forward, x, train_passes, seed):
                 for result, t in zip(results, top_k(passes, names, k)):
                     result.train_passes.append(t)
     return results
@@ -152,16 +152,19 @@ def predict_imagenet(backbone: Backbone, images: Sequence[Path | str], *, k: int
 def _train_mode_passes(model: torch.nn.Module, forward, x: torch.Tensor, passes: int, seed: int):
     """Logits of ``passes`` seeded train-mode forward passes; the model is left exactly as it was."""
     saved = {name: buf.detach().clone() for name, buf in model.named_buffers()}
+    param = next(model.parameters(), None)
+    cuda = [param.device] if param is not None and param.device.type == "cuda" else []
     out = []
     try:
         model.train()
-        for i in range(passes):
-            torch.manual_seed(seed + i)
-            try:
-                out.append(forward(x))
-            except ValueError as exc:  # BatchNorm1d on a single image
-                raise ConfigError(f"{type(model).__name__} cannot run in train mode on {len(x)} image(s) "
-                                  f"({exc}); pass at least two images") from exc
+        with torch.random.fork_rng(devices=cuda):  # the caller's random state is left as it was
+            for i in range(passes):
+                torch.manual_seed(seed + i)
+                try:
+                    out.append(forward(x))
+                except ValueError as exc:  # BatchNorm1d on a single image
+                    raise ConfigError(f"{type(model).__name__} cannot run in train mode on {len(x)} image(s) "
+                                      f"({exc}); pass at least two images") from exc
     finally:
         model.eval()
         with torch.no_grad():
