@@ -1,0 +1,185 @@
+"""``LinearProbeModel``: a backbone cut at a layer + a fitted linear classifier, saved and loaded safely.
+
+Saved as a model folder (see ``model_file.py``): the backbone is referred to by name and weights
+identity (ImageNet weights are not copied; random weights are rebuilt from their seed; weights from a
+file are stored in the folder), the classifier and the optional PCA as arrays. Loading rebuilds the
+scikit-learn estimators from those arrays, so predictions are the fitted pipeline's own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from sklearn.decomposition import PCA
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.svm import LinearSVC
+from torch import nn
+
+from ..backbones import Backbone, load_backbone, make_taps
+from ..backbones.spec import Preprocessing
+from ..errors import ModelFileError
+from ..features import extract_features, l2_normalize, pool
+from .model_file import read_model_folder, write_model_folder
+
+
+@dataclass
+class LinearProbeModel:
+    """A transfer-learning classifier: features of ``backbone`` at ``layer`` -> linear classifier."""
+
+    backbone: Backbone
+    layer: str
+    pooling: str
+    l2: bool
+    classes: list[str]
+    classifier: Any  # fitted LinearSVC / LogisticRegression, or Pipeline(pca, classifier)
+    weights: str = "imagenet"  # how the backbone was asked for ("imagenet", "none", a path)
+    seed: int = 0
+    kind_name: str = "svm"
+
+    # -- the shared saved-model interface ---------------------------------------------------------
+    @property
+    def preprocessing(self) -> Preprocessing:
+        return self.backbone.preprocessing
+
+    @property
+    def backbone_name(self) -> str:
+        return self.backbone.name
+
+    def features(self, paths: Sequence[str | Path], batch_size: int = 32, device: str = "auto",
+                 cache_dir: Path | None = None, use_cache: bool = True, progress: bool = False):
+        return extract_features(paths, self.backbone, [self.layer], pooling=self.pooling, l2=self.l2,
+                                batch_size=batch_size, device=device, cache_dir=cache_dir, use_cache=use_cache,
+                                progress=progress, workers=0)
+
+    def predict_scores(self, paths: Sequence[str | Path], batch_size: int = 32, device: str = "auto",
+                       cache_dir: Path | None = None, use_cache: bool = True
+                       ) -> tuple[np.ndarray, list[int], list[tuple[str, str]]]:
+        """Scores (n_ok, n_classes): probabilities for logreg, decision values for the SVM."""
+        result = self.features(paths, batch_size, device, cache_dir, use_cache)
+        return self.scores(result.features[self.layer]), result.kept.tolist(), result.failures
+
+    def scores(self, X: np.ndarray) -> np.ndarray:
+        if hasattr(self.classifier, "predict_proba"):
+            return self.classifier.predict_proba(X)
+        decision = self.classifier.decision_function(X)
+        return np.stack([-decision, decision], axis=1) if decision.ndim == 1 else decision
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return self.classifier.predict(X)
+
+    def score(self, X: np.ndarray, y: np.ndarray) -> float:
+        return float(self.classifier.score(X, y))
+
+    def as_torch_module(self) -> nn.Module:
+        """Differentiable ``normalised images -> class scores`` (decision values / logits), eval mode."""
+        return _ProbeModule(self)
+
+    def layer_module(self, dotted_path: str) -> nn.Module:
+        return self.backbone.model.get_submodule(dotted_path)
+
+    # -- persistence ------------------------------------------------------------------------------
+    def save(self, folder: Path | str) -> Path:
+        arrays = _classifier_arrays(self.classifier)
+        weights = self.weights
+        if weights not in ("imagenet", "none"):
+            arrays.update({f"backbone.{k}": v for k, v in self.backbone.model.state_dict().items()})
+            weights = "folder"
+        meta = {"kind": "linear", "backbone": self.backbone.name, "weights": weights,
+                "weights_id": self.backbone.weights_id, "seed": self.seed, "layer": self.layer,
+                "pooling": self.pooling, "l2": self.l2, "classes": list(self.classes),
+                "preprocessing": self.preprocessing.as_dict(), "classifier": self.kind_name,
+                "pca": "pca.components" in arrays}
+        return write_model_folder(folder, meta, {k: torch.as_tensor(np.asarray(v)) for k, v in arrays.items()})
+
+    @classmethod
+    def load(cls, folder: Path | str) -> "LinearProbeModel":
+        meta, tensors = read_model_folder(folder, kind="linear")
+        try:
+            arrays = {k: v.numpy() for k, v in tensors.items()}
+            classifier = _classifier_from_arrays(meta["classifier"], arrays, meta["pca"])
+            mode = meta["preprocessing"]["mode"]
+            if meta["weights"] == "folder":
+                backbone = load_backbone(meta["backbone"], "none", preprocessing_mode=mode,
+                                         num_classes=_head_rows(tensors, meta["backbone"]))
+                backbone.model.load_state_dict({k.removeprefix("backbone."): v for k, v in tensors.items()
+                                                if k.startswith("backbone.")})
+                backbone.weights_id = meta["weights_id"]
+            else:
+                backbone = load_backbone(meta["backbone"], meta["weights"], seed=meta["seed"], preprocessing_mode=mode)
+            if backbone.weights_id != meta["weights_id"]:
+                raise ModelFileError(f"{folder} was trained on weights {meta['weights_id']} but "
+                                     f"{backbone.weights_id} were loaded")
+            return cls(backbone, meta["layer"], meta["pooling"], meta["l2"], list(meta["classes"]), classifier,
+                       meta["weights"], meta["seed"], meta["classifier"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise ModelFileError(f"{folder} is not a valid transferlab linear model ({exc.__class__.__name__}: "
+                                 f"{exc}); re-create it with `transferlab run`") from exc
+
+
+def _head_rows(tensors: dict[str, torch.Tensor], backbone: str) -> int | None:
+    from ..backbones import get_spec
+
+    weight = tensors.get(f"backbone.{get_spec(backbone).head}.weight")
+    return int(weight.shape[0]) if weight is not None else None
+
+
+def _classifier_arrays(classifier) -> dict[str, np.ndarray]:
+    arrays: dict[str, np.ndarray] = {}
+    head = classifier
+    if isinstance(classifier, Pipeline):
+        pca, head = classifier.named_steps["pca"], classifier.named_steps["classifier"]
+        arrays.update({"pca.components": pca.components_, "pca.mean": pca.mean_,
+                       "pca.explained_variance": pca.explained_variance_})
+    arrays.update({"coef": head.coef_, "intercept": np.atleast_1d(head.intercept_), "classes": head.classes_})
+    return arrays
+
+
+def _classifier_from_arrays(kind: str, arrays: dict[str, np.ndarray], with_pca: bool):
+    head = LinearSVC() if kind == "svm" else LogisticRegression()
+    head.coef_, head.intercept_ = arrays["coef"].astype(np.float64), arrays["intercept"].astype(np.float64)
+    head.classes_ = arrays["classes"]
+    if kind == "svm" and len(head.classes_) == 2 and head.coef_.shape[0] != 1:
+        raise ValueError("binary SVM must have one row of coefficients")
+    if not with_pca:
+        head.n_features_in_ = head.coef_.shape[1]
+        return head
+    pca = PCA(n_components=arrays["pca.components"].shape[0])
+    pca.components_, pca.mean_ = arrays["pca.components"], arrays["pca.mean"]
+    pca.explained_variance_ = arrays["pca.explained_variance"]
+    pca.n_components_, pca.n_features_in_, pca.whiten = pca.components_.shape[0], pca.components_.shape[1], False
+    head.n_features_in_ = head.coef_.shape[1]
+    return Pipeline([("pca", pca), ("classifier", head)])
+
+
+class _ProbeModule(nn.Module):
+    """taps(layer) -> pool -> L2 -> PCA -> linear scores, all in torch (for explanations)."""
+
+    def __init__(self, model: LinearProbeModel) -> None:
+        super().__init__()
+        self.network = model.backbone.model
+        self.taps = make_taps(model.backbone.spec, self.network, [model.layer])
+        self.layer, self.pooling, self.l2 = model.layer, model.pooling, model.l2
+        arrays = _classifier_arrays(model.classifier)
+        coef = torch.as_tensor(arrays["coef"], dtype=torch.float32)
+        intercept = torch.as_tensor(arrays["intercept"], dtype=torch.float32)
+        if coef.shape[0] == 1:  # binary: scores (-d, d) for the two classes
+            coef, intercept = torch.cat([-coef, coef]), torch.cat([-intercept, intercept])
+        self.register_buffer("coef", coef)
+        self.register_buffer("intercept", intercept)
+        has_pca = "pca.components" in arrays
+        self.register_buffer("pca_components", torch.as_tensor(arrays["pca.components"], dtype=torch.float32)
+                             if has_pca else None)
+        self.register_buffer("pca_mean", torch.as_tensor(arrays["pca.mean"], dtype=torch.float32) if has_pca else None)
+        self.eval()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        v = pool(self.taps(x)[self.layer], self.pooling)
+        v = l2_normalize(v) if self.l2 else v
+        if self.pca_components is not None:
+            v = (v - self.pca_mean) @ self.pca_components.T
+        return v @ self.coef.T + self.intercept

@@ -1,0 +1,151 @@
+"""``transferlab run``: extract (cached) + fit + evaluate + save, and its library twins ``fit``/``run_linear``.
+
+C is either given (the assignment's C=1) or chosen by cross-validation on the training split only;
+the test split is scored once, at the end, and never used for a choice.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..backbones import Backbone
+from ..errors import ConfigError
+from ..features import SplitFeatures
+from ..pipeline import ExtractionOptions, features_for, run_config, write_skipped
+from ..report.plots import save_figure
+from ..runs import make_run_dir, write_config
+from .evaluate import write_evaluation
+from .linear_model import LinearProbeModel
+from .probe import DEFAULT_C_GRID, choose_C, fit_classifier, make_classifier
+
+
+@dataclass
+class LinearOptions:
+    classifier: str = "svm"
+    C: float | str = 1.0          # a positive number, or "auto" (CV on train)
+    pca: int | None = None
+    cv_folds: int = 5
+    c_grid: tuple[float, ...] = DEFAULT_C_GRID
+    repeats: int = 1
+
+
+def parse_C(value: str | float) -> float | str:
+    if isinstance(value, str) and value.lower() == "auto":
+        return "auto"
+    try:
+        C = float(value)
+    except ValueError:
+        raise ConfigError(f"--C must be a positive number or 'auto'; got {value!r}") from None
+    if not C > 0:
+        raise ConfigError(f"--C must be a positive number or 'auto'; got {value!r}")
+    return C
+
+
+def fit_probe(feats: SplitFeatures, backbone: Backbone, layer: str, extraction: ExtractionOptions,
+              linear: LinearOptions) -> tuple[LinearProbeModel, dict[str, Any]]:
+    """Fit the classifier on the training rows only (choosing C by CV there when ``C == "auto"``)."""
+    C, curve = linear.C, None
+    if C == "auto":
+        C, curve = choose_C(linear.classifier, feats.X_train, feats.y_train, linear.c_grid, linear.cv_folds,
+                            linear.pca, extraction.seed)
+    estimator, seconds = fit_classifier(make_classifier(linear.classifier, float(C), linear.pca, extraction.seed),
+                                        feats.X_train, feats.y_train)
+    model = LinearProbeModel(backbone, layer, extraction.pooling, extraction.l2, list(feats.classes), estimator,
+                             extraction.weights, extraction.seed, linear.classifier)
+    return model, {"C": float(C), "cv_curve": curve, "fit_seconds": seconds}
+
+
+def fit(data: Path | str, *, backbone: str = "vgg16", weights: str = "imagenet", layer: str | None = None,
+        classifier: str = "svm", C: float | str = 1.0, pca: int | None = None, **extraction) -> LinearProbeModel:
+    """Library verb: split ``data``, extract features, fit and return a :class:`LinearProbeModel`."""
+    options = ExtractionOptions(backbone=backbone, weights=weights, layers=[layer] if layer else [], **extraction)
+    result = features_for(data, options)
+    layer_name, feats = next(iter(result.features.items()))
+    model, _ = fit_probe(feats, result.backbone, layer_name, options, LinearOptions(classifier, parse_C(C), pca))
+    return model
+
+
+def run_linear(data: Path | str, out: Path | str | None = None, extraction: ExtractionOptions | None = None,
+               linear: LinearOptions | None = None, **kwargs) -> dict[str, Any]:
+    """``transferlab run``: writes metrics, confusion matrix, CV curve, model, config and report to ``out``.
+
+    Keyword arguments are a shortcut for the fields of :class:`ExtractionOptions` and
+    :class:`LinearOptions` (``run_linear(data, backbone="resnet18", C="auto")``). Returns the metrics.
+    """
+    extraction = extraction or ExtractionOptions(**{k: v for k, v in kwargs.items()
+                                                    if k in ExtractionOptions.__dataclass_fields__})
+    if "layer" in kwargs and kwargs["layer"]:
+        extraction.layers = [kwargs["layer"]]
+    linear = linear or LinearOptions(**{k: v for k, v in kwargs.items() if k in LinearOptions.__dataclass_fields__})
+    if linear.C != "auto":
+        linear.C = parse_C(linear.C)
+    if linear.repeats < 1:
+        raise ConfigError(f"--repeats must be at least 1; got {linear.repeats}")
+    out = make_run_dir(out, "run", inputs=(data,))
+    result = features_for(data, extraction)
+    if linear.repeats > 1 and result.split.layout == "train/test":
+        raise ConfigError("--repeats draws new train/test splits, but this dataset has a fixed train/ and test/ "
+                          "split; use a single-folder dataset or --repeats 1")
+    layer, feats = next(iter(result.features.items()))
+    model, info = fit_probe(feats, result.backbone, layer, extraction, linear)
+    start = time.perf_counter()
+    y_pred = model.predict(feats.X_test)
+    predict_seconds = time.perf_counter() - start
+    repeats = _repeat_accuracies(data, extraction, linear, result.backbone, first=float(np.mean(y_pred == feats.y_test)))
+    metrics = write_evaluation(
+        out, feats.y_test, y_pred, feats.classes, feats.paths_test, backbone=result.backbone.name, layer=layer,
+        classifier=linear.classifier, chosen_C=info["C"], C_mode="cv-on-train" if linear.C == "auto" else "fixed",
+        pca=linear.pca, feature_size=int(feats.X_train.shape[1]), n_train=int(len(feats.y_train)),
+        extraction_seconds=result.extraction.seconds, images_forwarded=result.extraction.n_forward,
+        fit_seconds=info["fit_seconds"], predict_seconds=predict_seconds, cv_curve=info["cv_curve"],
+        repeats=repeats, n_skipped=len(feats.skipped))
+    if info["cv_curve"]:
+        plot_cv_curve(info["cv_curve"], out / "cv_curve.png")
+    model.save(out / "model")
+    write_config(out, {"command": "run", "data": str(data), **run_config(extraction, result),
+                       **{k: v for k, v in asdict(linear).items() if k != "c_grid"}, "c_grid": list(linear.c_grid)})
+    write_skipped(out, feats.skipped)
+    from ..report.run_report import write_run_report
+
+    write_run_report(out, metrics)
+    return metrics
+
+
+def _repeat_accuracies(data, extraction: ExtractionOptions, linear: LinearOptions, backbone: Backbone,
+                       first: float) -> dict[str, Any] | None:
+    """Accuracy over ``repeats`` seeded splits (seed, seed+1, ...); features come from the cache."""
+    if linear.repeats == 1:
+        return None
+    accuracies = [first]
+    for r in range(1, linear.repeats):
+        result = features_for(data, extraction, backbone=backbone, seed=extraction.seed + r)
+        layer, feats = next(iter(result.features.items()))
+        model, _ = fit_probe(feats, backbone, layer, extraction, linear)
+        accuracies.append(float(np.mean(model.predict(feats.X_test) == feats.y_test)))
+    return {"seeds": [extraction.seed + r for r in range(linear.repeats)], "accuracies": accuracies,
+            "mean": float(np.mean(accuracies)), "std": float(np.std(accuracies))}
+
+
+def plot_cv_curve(curve: list[dict], path: Path) -> Path:
+    """Mean ± std CV accuracy and fit time per C (report 001, Figure 1.8)."""
+    import matplotlib.pyplot as plt
+
+    Cs = [row["C"] for row in curve]
+    mean = np.array([row["cv_mean"] for row in curve])
+    std = np.array([row["cv_std"] for row in curve])
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.errorbar(Cs, mean, yerr=std, marker="o", capsize=3, label="CV accuracy (train split)")
+    ax.set_xscale("log")
+    ax.set_xlabel("C")
+    ax.set_ylabel("accuracy")
+    ax.grid(alpha=0.3)
+    twin = ax.twinx()
+    twin.plot(Cs, [row["fit_seconds"] for row in curve], color="gray", ls="--", marker=".", label="fit time")
+    twin.set_ylabel("fit time (s)")
+    fig.legend(loc="lower center", ncol=2, fontsize=8)
+    return save_figure(fig, path)
