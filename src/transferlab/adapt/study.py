@@ -19,7 +19,7 @@ from .data import DomainData
 from .models import METHODS, build_dann
 from .train import AdaptConfig, train_adaptation
 
-SUMMARY_KEYS = ("target_class_acc", "source_class_acc", "domain_acc", "source_domain_acc", "target_domain_acc")
+SUMMARY_KEYS = ("target_class_acc", "source_class_acc", "domain_acc", "domain_acc_last4", "source_domain_acc", "target_domain_acc")
 
 
 def _mean_std(values: list[float | None]) -> tuple[float | None, float | None]:

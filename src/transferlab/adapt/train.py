@@ -295,7 +295,9 @@ def _final_metrics(history: History, config: AdaptConfig, data: DomainData) -> d
     last = history.rows[-1]
     keys = ("source_class_acc", "target_class_acc", "source_domain_acc", "target_domain_acc", "domain_acc",
             "source_class_loss", "target_class_loss", "source_domain_loss", "target_domain_loss", "lambda")
+    tail = [float(r["domain_acc"]) for r in history.rows[-4:]]
     return {"method": config.method, "epochs": last["epoch"], **{k: last.get(k) for k in keys},
+            "domain_acc_last4": sum(tail) / len(tail),  # the adversarial game oscillates: a steadier reading
             "n_source_train": len(data.source_train), "n_target_train": len(data.target_train),
             "n_source_test": len(data.source_test), "n_target_test": len(data.target_test),
             "target_labelled": data.target_labelled, "classes": data.classes,

@@ -130,11 +130,11 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
                     "source-only,dann,dann-no-grl,pseudo-label",
                     grl_factors: Annotated[str, typer.Option("--grl-factors", help="Comma-separated maximum GRL "
                                                                                    "factors for the DANN sweep "
-                                                                                   "('' for none).")] = "0.1,0.3,3",
+                                                                                   "('' for none).")] = "0.1,1",
                     seeds: Annotated[str, typer.Option("--seeds", help="Comma-separated seeds.")] = "0,1,2",
                     backbone: AdaptBackbone = "ganin", weights: Weights = "none", layer: AdaptLayer = None,
                     epochs: Epochs = 12, batch_size: Batch = 32, optimizer: Optim = "sgd", lr: Lr = 0.03,
-                    lambda_schedule: LamSched = "paper", grl_factor: GrlFactor = 1.0, pl_base: PlBase = "dann",
+                    lambda_schedule: LamSched = "paper", grl_factor: GrlFactor = 0.5, pl_base: PlBase = "dann",
                     pl_rounds: PlRounds = 2, pl_epochs: PlEpochs = 2, pl_threshold: PlThreshold = 0.95,
                     size: Size = 28, data_root: DataRoot = None, test_fraction: TestFrac = 0.3,
                     device: Device = "auto", out: Out = None) -> None:
