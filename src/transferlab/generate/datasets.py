@@ -123,7 +123,7 @@ def _torchvision(name: str, root: Path, download: bool, channels: int, attribute
     except (RuntimeError, OSError) as exc:  # missing files (RuntimeError) or no network (URLError is an OSError)
         how = ("the download failed (no network?): download it on a connected machine into that folder"
                if download else "pass --download to fetch it (needs network) or copy it there")
-        raise DataError(f"{name} is not available under {root} ({exc.__class__.__name__}: {exc}); {how}, "
+        raise DataError(f"{name} is not available under {root} ({exc.__class__.__name__}: {' '.join(str(exc).split())}); {how}, "
                         "or train offline on --data digits or an image folder") from exc
     info = {"root": str(root), "split": split}
     if name == "celeba":

@@ -205,10 +205,14 @@ def real_images(data: GanData, n: int, seed: int = 0) -> torch.Tensor:
 
 
 def score_generator(generator: nn.Module, data: GanData, *, judge: Judge | None = None, n: int = 1000,
-                    fid: bool = False, seed: int = 0, judge_epochs: int = 4) -> dict[str, Any]:
-    """All metrics of a trained generator on ``data`` (trains the judge when not given; FID on request)."""
-    if len(data.classes) < 2:
-        metrics: dict[str, Any] = {"note": f"{data.name} has a single class: the class-based metrics need labelled "
+                    judge_metrics: bool = True, fid: bool = False, seed: int = 0,
+                    judge_epochs: int = 4) -> dict[str, Any]:
+    """Metrics of a trained generator on ``data``: the judge's (trained when not given) and FID on request."""
+    metrics: dict[str, Any] = {}
+    if not judge_metrics:
+        pass
+    elif len(data.classes) < 2:
+        metrics = {"note": f"{data.name} has a single class: the class-based metrics need labelled "
                                            "data"}
     else:
         judge = judge or train_judge(data, seed=seed, epochs=judge_epochs)
