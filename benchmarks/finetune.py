@@ -6,7 +6,7 @@ cross-entropy, backward, optimiser step) on random 224x224 batches; one warm-up 
 Random weights are fine for speed. Image decoding and augmentation are excluded (they run in
 DataLoader workers, in parallel with the steps). Results go to ``benchmarks/results/finetune.md``.
 
-    .venv/bin/python benchmarks/finetune.py [--batch-size 8] [--steps 3] [--threads N]
+    .venv/bin/python benchmarks/finetune.py [--batch-size 8] [--steps 3] [--threads 1 2]
 """
 
 from __future__ import annotations
@@ -58,29 +58,33 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--steps", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--threads", type=int, nargs="+", default=[os.cpu_count() or 1],
+                        help="torch thread counts to measure (each configuration once per count)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "finetune.md")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    load_before = os.getloadavg()[0]
+    loads = [os.getloadavg()[0]]
     rows = []
-    for backbone, freeze in CONFIGS:
-        row = measure(backbone, freeze, args.batch_size, args.steps)
-        rows.append(row)
-        print(f"{backbone:9s} {freeze:13s} {row['images_per_s']:7.2f} images/s ({row['s_per_step']:.2f} s/step)",
-              flush=True)
+    for threads in args.threads:
+        torch.set_num_threads(threads)
+        for backbone, freeze in CONFIGS:
+            row = {"threads": threads, **measure(backbone, freeze, args.batch_size, args.steps)}
+            rows.append(row)
+            print(f"{threads} thr {backbone:9s} {freeze:13s} {row['images_per_s']:7.2f} images/s "
+                  f"({row['s_per_step']:.2f} s/step)", flush=True)
+    loads.append(os.getloadavg()[0])
     lines = [
         "# Fine-tuning throughput (CPU)", "",
-        f"`benchmarks/finetune.py --batch-size {args.batch_size} --steps {args.steps} --threads {args.threads}`: "
+        f"`benchmarks/finetune.py --batch-size {args.batch_size} --steps {args.steps} "
+        f"--threads {' '.join(map(str, args.threads))}`: "
         "full training steps (forward, loss, backward, SGD step) on random 224x224 batches, random weights, "
         "one untimed warm-up step; decoding/augmentation excluded.", "",
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores shared with other jobs "
-        f"(1-min load average {load_before:.1f} at start), torch {torch.__version__}, {args.threads} threads.", "",
-        "| backbone | freeze | trainable parameters | s/step | training images/s |",
-        "|---|---|---|---|---|",
+        f"(1-min load average {loads[0]:.1f} at start, {loads[1]:.1f} at the end), torch {torch.__version__}.", "",
+        "| threads | backbone | freeze | trainable parameters | s/step | training images/s |",
+        "|---|---|---|---|---|---|",
     ]
-    lines += [f"| {r['backbone']} | {r['freeze']} | {r['trainable_params']:,} | {r['s_per_step']:.2f} | "
-              f"{r['images_per_s']:.2f} |" for r in rows]
+    lines += [f"| {r['threads']} | {r['backbone']} | {r['freeze']} | {r['trainable_params']:,} | "
+              f"{r['s_per_step']:.2f} | {r['images_per_s']:.2f} |" for r in rows]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n")
     print(f"-> {args.out}")

@@ -66,5 +66,7 @@ def test_study_finetune_table_figures_svm_row_and_restart(tiny_dir, tmp_path):
             return sorted(row["path"] for row in csv.DictReader(handle))
 
     assert test_paths(out / "svm/digits_cnn") == test_paths(out / rows[0]["run"])  # the same test split
+    for r in rows[:2]:  # each run's log holds its own epoch only (handlers are detached after a run)
+        assert (out / r["run"] / "log.txt").read_text().count("epoch 1/1") == 1
     again = study_finetune(tiny_dir, **common)  # finished runs are reused, not retrained
     assert [r["test_accuracy"] for r in again["rows"]] == [r["test_accuracy"] for r in rows]

@@ -18,7 +18,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from ..data import ImageDecodeError, load_rgb, load_split
-from ..errors import DataError, did_you_mean
+from ..errors import ConfigError, DataError, did_you_mean
 
 TORCHVISION_DATASETS = ("flowers102", "cifar10", "mnist")
 
@@ -104,6 +104,20 @@ def _labels(ds: Any) -> Sequence[int]:
         if hasattr(ds, attr):
             return [int(v) for v in getattr(ds, attr)]
     return [int(ds[i][1]) for i in range(len(ds))]
+
+
+def load_data(data: Path | str | TrainingData | None, cfg, dataset: str | None = None,
+              data_root: Path | str | None = None) -> TrainingData:
+    """An image folder (``data``) or a torchvision dataset (``dataset``), exactly one of them.
+
+    ``cfg`` supplies the folder split (``train_per_class``, ``test_fraction``, ``seed``)."""
+    if isinstance(data, TrainingData):
+        return data
+    if (data is None) == (dataset is None):
+        raise ConfigError("give either an image folder DATA or --dataset flowers102|cifar10|mnist (exactly one)")
+    if dataset is not None:
+        return torchvision_data(dataset, data_root)
+    return folder_data(data, train_per_class=cfg.train_per_class, test_fraction=cfg.test_fraction, seed=cfg.seed)
 
 
 class ItemDataset(Dataset):

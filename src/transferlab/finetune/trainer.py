@@ -32,7 +32,7 @@ from ..training import History, capture_rng_state, check_finite, load_checkpoint
 from . import augment as _augment
 from . import distributed as _dist
 from .config import FinetuneConfig
-from .datasets import ItemDataset, TrainingData, folder_data, torchvision_data
+from .datasets import ItemDataset, TrainingData, load_data
 from .freezing import apply_freeze, parameter_groups, set_train_mode
 from .head import has_auxiliary_outputs, logits_of, replace_head
 from .saved import save_finetuned
@@ -137,7 +137,7 @@ class Trainer:
 
     def resume(self) -> None:
         """Restore model, optimiser, scheduler, scaler, RNG, epoch, history and best from ``last.pt``."""
-        state = load_checkpoint(self.out / LAST, map_location=self.ctx.device)
+        state = load_checkpoint(self.out / LAST, map_location="cpu")  # RNG states must stay on the CPU
         changed = {k: (v, state["config"].get(k)) for k, v in self.cfg.fingerprint().items()
                    if state["config"].get(k) != v}
         if changed:
@@ -299,7 +299,7 @@ class Trainer:
 
     def finish(self) -> dict[str, Any]:
         """Best weights -> the one test evaluation, metrics.json, curves, saved model."""
-        best = load_checkpoint(self.out / BEST, map_location=self.ctx.device)
+        best = load_checkpoint(self.out / BEST, map_location="cpu")
         self.net.load_state_dict(best["model"])
         _, _, rows = self._evaluate(self.test_set, self.data.test)
         if not self.ctx.is_main:
@@ -331,18 +331,6 @@ class Trainer:
         return metrics
 
 
-def load_data(data: Path | str | TrainingData | None, cfg: FinetuneConfig, dataset: str | None = None,
-              data_root: Path | str | None = None) -> TrainingData:
-    """An image folder (``data``) or a torchvision dataset (``dataset``), exactly one of them."""
-    if isinstance(data, TrainingData):
-        return data
-    if (data is None) == (dataset is None):
-        raise ConfigError("give either an image folder DATA or --dataset flowers102|cifar10|mnist (exactly one)")
-    if dataset is not None:
-        return torchvision_data(dataset, data_root)
-    return folder_data(data, train_per_class=cfg.train_per_class, test_fraction=cfg.test_fraction, seed=cfg.seed)
-
-
 def finetune(data: Path | str | TrainingData | None = None, config: FinetuneConfig | None = None, *,
              dataset: str | None = None, data_root: Path | str | None = None, out: Path | str | None = None,
              resume: bool = False, progress: bool = False,
@@ -359,6 +347,7 @@ def finetune(data: Path | str | TrainingData | None = None, config: FinetuneConf
         raise ConfigError(f"pass either a FinetuneConfig or options, not both (got {', '.join(options)})")
     cfg = config.resolved() if config is not None else FinetuneConfig.from_options(**options)
     ctx = _dist.init_distributed(cfg.device)
+    out_dir: Path | None = None
     try:
         td = load_data(data, cfg, dataset, data_root)
         inputs = (td.root,) if td.root is not None and dataset is None else ()
@@ -380,4 +369,18 @@ def finetune(data: Path | str | TrainingData | None = None, config: FinetuneConf
         metrics = trainer.finish()
         return {**metrics, "out": str(out_dir)} if metrics else {}
     finally:
+        if out_dir is not None:
+            _detach_log(out_dir)
         _dist.shutdown(ctx)
+
+
+def _detach_log(out: Path) -> None:
+    """Close this run's ``log.txt`` handler so that later runs in the same process do not write into it."""
+    import logging
+
+    logger = logging.getLogger("transferlab")
+    target = str((out / "log.txt").resolve())
+    for handler in list(logger.handlers):
+        if getattr(handler, "baseFilename", None) == target:
+            logger.removeHandler(handler)
+            handler.close()
