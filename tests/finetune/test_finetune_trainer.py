@@ -172,3 +172,13 @@ def test_resnet18_from_scratch_at_32px_with_adamw_step_schedule(tiny_dir, tmp_pa
     model = FinetunedModel.from_folder(tmp_path / "r/model")
     assert model.backbone_name == "resnet18" and model.preprocessing.mode == "squash"
     assert model.as_torch_module()(torch.zeros(1, 3, 32, 32)).shape == (1, 3)
+
+
+@pytest.mark.slow
+def test_training_really_learns_digits_from_scratch(digits_dir, tmp_path):
+    # measured: 0.916 (seed 0) and 0.906 (seed 1) test accuracy after 4 epochs; chance is 0.1
+    metrics = finetune(digits_dir, backbone="digits_cnn", from_scratch=True, epochs=4, batch_size=32, lr=0.05,
+                       train_per_class=30, augment="none", device="cpu", out=tmp_path / "r")
+    assert metrics["n_test"] == 1497 and metrics["accuracy"] > 0.6
+    rows = History.from_csv(tmp_path / "r/history.csv").rows
+    assert rows[-1]["train_loss"] < rows[0]["train_loss"]
