@@ -201,10 +201,12 @@ def study_gan(
 
     try:
         nzs = [int(v) for v in nz_values.split(",") if v.strip()]
+    except ValueError as exc:
+        raise ConfigError(f"--nz-values takes integers like 2,10,1000; got {nz_values!r}") from exc
+    try:
         pairs = [tuple(int(p) for p in item.split(":")) for item in imbalance.split(",") if item.strip()]
     except ValueError as exc:
-        raise ConfigError(f"--nz-values takes integers like 2,10,1000 and --imbalance ngf:ndf pairs like 256:8,8:256 "
-                          f"({exc})") from exc
+        raise ConfigError(f"--imbalance takes ngf:ndf pairs like 256:8,8:256; got {imbalance!r}") from exc
     if any(len(p) != 2 for p in pairs):
         raise ConfigError(f"--imbalance takes ngf:ndf pairs like 256:8,8:256; got {imbalance!r}")
     inputs = (Path(data),) if Path(data).expanduser().is_dir() else ()
