@@ -17,7 +17,7 @@ from torch.utils.data import Dataset
 
 from .._utils import write_json
 from ..backbones import Preprocessing
-from ..data import ImagePathDataset, image_transform, load_split, scan_class_folders, scan_images
+from ..data import ImagePathDataset, image_transform, load_split, scan_images
 from ..errors import DataError, did_you_mean
 from . import mnistm
 
@@ -180,4 +180,4 @@ def load_domain_folders(source: Path, target: Path, pre: Preprocessing, *, test_
 
 
 __all__ = ["DIGIT_CLASSES", "NAMED_DOMAINS", "DomainData", "TensorItems", "arrays_to_tensor", "default_data_root",
-           "digits_domain_data", "load_domain_folders", "prepare_named", "resolve_domain", "scan_class_folders"]
+           "digits_domain_data", "load_domain_folders", "prepare_named", "resolve_domain"]

@@ -41,7 +41,7 @@ Workers = Annotated[int, typer.Option("--workers", min=0, help="DataLoader worke
 
 
 def _data(source: str, target: str, backbone: str, weights: str, layer: Optional[str], size: int,
-          data_root: Optional[Path], test_fraction: float, seed: int, reverse: bool, num_classes: int | None = None):
+          data_root: Optional[Path], test_fraction: float, seed: int):
     from ..adapt import build_dann, load_domain_folders, resolve_domain
 
     src, tgt = resolve_domain(source, data_root, size), resolve_domain(target, data_root, size)
@@ -77,8 +77,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
                              pl_rounds=pl_rounds, pl_epochs=pl_epochs, pl_threshold=pl_threshold,
                              pl_threshold_end=pl_threshold_end, seed=seed).validate()
         dev = resolve_device(device)
-        src, tgt, data, _ = _data(source, target, backbone, weights, layer, size, data_root, test_fraction, seed,
-                                  method != "dann-no-grl")
+        src, tgt, data, _ = _data(source, target, backbone, weights, layer, size, data_root, test_fraction, seed)
         if out is None and resume:
             from ..errors import ConfigError
 
@@ -165,8 +164,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
                            lambda_schedule=lambda_schedule, grl_factor=grl_factor, pl_base=pl_base,
                            pl_rounds=pl_rounds, pl_epochs=pl_epochs, pl_threshold=pl_threshold).validate()
         dev = resolve_device(device)
-        src, tgt, data, build = _data(source, target, backbone, weights, layer, size, data_root, test_fraction, 0,
-                                      True)
+        src, tgt, data, build = _data(source, target, backbone, weights, layer, size, data_root, test_fraction, 0)
         run = make_run_dir(out, "study-adapt", inputs=(src, tgt))
         write_config(run, {"command": "study adapt", "source": str(src), "target": str(tgt),
                            "methods": method_list, "grl_factors": factor_list, "seeds": seed_list,
