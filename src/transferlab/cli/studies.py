@@ -1,0 +1,221 @@
+"""``transferlab study layers|backbones|C|pca|heads``: the feature + classifier studies (issue 4).
+
+Each command parses options, builds a study from :mod:`transferlab.studies` and runs it with the
+shared runner; run again with the same ``--out`` to resume an interrupted study.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from . import options as opt
+
+console = Console()
+
+Data = Annotated[Path, typer.Argument(help="Image folder: DATA/<class>/... or DATA/train|test/<class>/...")]
+StudyPooling = Annotated[str, typer.Option("--pooling", help="Pooling of spatial layers: avg (default, bounded "
+                                                             "memory)|max|spp|none; vectors are never pooled.")]
+Classifier = Annotated[str, typer.Option("--classifier", help="svm (LinearSVC) or logreg.")]
+CValue = Annotated[str, typer.Option("--C", help="Regularisation C, or 'auto' (k-fold CV on the training split).")]
+CvFolds = Annotated[int, typer.Option("--cv-folds", min=2, help="Folds of the CV on the training split.")]
+NoCv = Annotated[bool, typer.Option("--no-cv", help="Skip the CV accuracy on train (faster).")]
+Restart = Annotated[bool, typer.Option("--restart", help="Discard finished rows in --out instead of resuming.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+
+
+def _csv(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    return items or None
+
+
+def _numbers(value: str | None, kind, option: str) -> list | None:
+    from ..errors import ConfigError
+
+    items = _csv(value)
+    if items is None:
+        return None
+    try:
+        return [kind(v) for v in items]
+    except ValueError:
+        raise ConfigError(f"{option} expects comma-separated numbers; got {value!r}") from None
+
+
+def _options(backbone, weights, layer, seed, train_per_class, test_fraction, preprocess, pooling, l2, batch_size,
+             workers, device, precision, cache_dir, no_cache, quiet, classifier="svm", C="1.0", cv_folds=5,
+             grid=None):
+    from ..classify import DEFAULT_C_GRID, LinearOptions
+    from ..classify.run import parse_C
+    from ..pipeline import ExtractionOptions
+
+    extraction = ExtractionOptions(
+        backbone=backbone, weights=weights, layers=[layer] if layer else [], train_per_class=train_per_class,
+        test_fraction=test_fraction, seed=seed, preprocess=preprocess, pooling=pooling, l2=l2, batch_size=batch_size,
+        workers=workers, device=device, precision=precision, cache_dir=cache_dir, use_cache=not no_cache,
+        progress=not quiet)
+    c_grid = tuple(grid) if grid else DEFAULT_C_GRID
+    return extraction, LinearOptions(classifier, parse_C(C), None, cv_folds, c_grid)
+
+
+def _run(study, out, restart: bool, quiet: bool, columns: list[str]) -> None:
+    from ..studies import run_study
+
+    result = run_study(study, out, progress=not quiet, restart=restart)
+    table = Table(title=f"study {study.name}: {len(result.rows)} conditions "
+                        f"({result.n_evaluated} run now, {len(result.rows) - result.n_evaluated} resumed)")
+    shown = [c for c in columns if any(c in r for r in result.rows)]
+    for column in shown:
+        table.add_column(column)
+    for row in result.rows:
+        table.add_row(*[_fmt(row.get(c)) for c in shown])
+    console.print(table)
+    summary = {k: v for k, v in result.summary.items() if not isinstance(v, (dict, list))}
+    if summary:
+        console.print(", ".join(f"{k} = {_fmt(v)}" for k, v in summary.items()))
+    console.print(f"-> {result.table[0]}, {', '.join(str(p) for p in result.figures)}")
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def study_layers(
+    data: Data,
+    backbone: opt.Backbone = "vgg16",
+    weights: opt.Weights = "imagenet",
+    layers: Annotated[Optional[str], typer.Option("--layers", help="Comma-separated cut points (default: every "
+                                                  "relu/pool cut point of the backbone, in depth order).")] = None,
+    heatmap: Annotated[Optional[bool], typer.Option("--heatmap/--no-heatmap", help="Conv cut x classifier cut "
+                                                    "heatmap (report 001 Fig. 1.7); default: when the network "
+                                                    "allows it (VGG, AlexNet, digits_cnn).")] = None,
+    classifier: Classifier = "svm", C: CValue = "1.0", cv_folds: CvFolds = 5, no_cv: NoCv = False,
+    out: opt.Out = None, restart: Restart = False, quiet: Quiet = False,
+    train_per_class: opt.TrainPerClass = 100, test_fraction: opt.TestFraction = None, seed: opt.Seed = 0,
+    preprocess: opt.Preprocess = "weights", pooling: StudyPooling = "avg", l2: opt.L2 = True,
+    batch_size: opt.BatchSize = 32, workers: opt.Workers = None, device: opt.Device = "auto",
+    precision: opt.Precision = "fp32", cache_dir: opt.CacheDir = None, no_cache: opt.NoCache = False,
+) -> None:
+    """SVM test and CV accuracy per cut point (depth curve), and the VGG conv x classifier heatmap."""
+    from ..studies import LayersStudy
+
+    extraction, linear = _options(backbone, weights, None, seed, train_per_class, test_fraction, preprocess, pooling,
+                                  l2, batch_size, workers, device, precision, cache_dir, no_cache, quiet,
+                                  classifier, C, cv_folds)
+    study = LayersStudy(data, extraction, linear, layers=_csv(layers), heatmap=heatmap, cv=not no_cv)
+    _run(study, out, restart, quiet, ["layer", "feature_size", "test_acc", "cv_acc", "extract_s", "fit_s",
+                                      "max_rss_mb"])
+
+
+def study_backbones(
+    data: Data,
+    backbones: Annotated[Optional[str], typer.Option("--backbones", help="Comma-separated registry names "
+                                                     "(default: alexnet,vgg16,vgg19,resnet50,resnet152,"
+                                                     "inception_v3).")] = None,
+    weights: opt.Weights = "imagenet",
+    classifier: Classifier = "svm", C: CValue = "1.0", cv_folds: CvFolds = 5, no_cv: NoCv = False,
+    out: opt.Out = None, restart: Restart = False, quiet: Quiet = False,
+    train_per_class: opt.TrainPerClass = 100, test_fraction: opt.TestFraction = None, seed: opt.Seed = 0,
+    preprocess: opt.Preprocess = "weights", pooling: StudyPooling = "avg", l2: opt.L2 = True,
+    batch_size: opt.BatchSize = 32, workers: opt.Workers = None, device: opt.Device = "auto",
+    precision: opt.Precision = "fp32", cache_dir: opt.CacheDir = None, no_cache: opt.NoCache = False,
+) -> None:
+    """Each backbone at its own feature layer with its own preprocessing: accuracy, size, speed, fit time."""
+    from ..studies import BackbonesStudy
+
+    extraction, linear = _options("vgg16", weights, None, seed, train_per_class, test_fraction, preprocess, pooling,
+                                  l2, batch_size, workers, device, precision, cache_dir, no_cache, quiet,
+                                  classifier, C, cv_folds)
+    study = BackbonesStudy(data, extraction, linear, backbones=_csv(backbones), cv=not no_cv)
+    _run(study, out, restart, quiet, ["backbone", "layer", "feature_size", "test_acc", "cv_acc",
+                                      "extract_img_per_s", "fit_s"])
+
+
+def study_C(
+    data: Data,
+    backbone: opt.Backbone = "vgg16", weights: opt.Weights = "imagenet", layer: opt.Layer = None,
+    grid: Annotated[Optional[str], typer.Option("--grid", help="Comma-separated values of C "
+                                                "(default: 1e-4 ... 1e4, one per decade).")] = None,
+    classifier: Classifier = "svm", cv_folds: CvFolds = 5,
+    out: opt.Out = None, restart: Restart = False, quiet: Quiet = False,
+    train_per_class: opt.TrainPerClass = 100, test_fraction: opt.TestFraction = None, seed: opt.Seed = 0,
+    preprocess: opt.Preprocess = "weights", pooling: StudyPooling = "avg", l2: opt.L2 = True,
+    batch_size: opt.BatchSize = 32, workers: opt.Workers = None, device: opt.Device = "auto",
+    precision: opt.Precision = "fp32", cache_dir: opt.CacheDir = None, no_cache: opt.NoCache = False,
+) -> None:
+    """Mean ± std k-fold CV accuracy (train only) and fit time per C; test accuracy of the chosen C and C=1."""
+    from ..studies import CStudy
+
+    extraction, linear = _options(backbone, weights, layer, seed, train_per_class, test_fraction, preprocess, pooling,
+                                  l2, batch_size, workers, device, precision, cache_dir, no_cache, quiet,
+                                  classifier, "1.0", cv_folds, _numbers(grid, float, "--grid"))
+    _run(CStudy(data, extraction, linear), out, restart, quiet, ["C", "cv_acc", "cv_std", "fit_s"])
+
+
+def study_pca(
+    data: Data,
+    backbone: opt.Backbone = "vgg16", weights: opt.Weights = "imagenet", layer: opt.Layer = None,
+    dims: Annotated[Optional[str], typer.Option("--dims", help="Comma-separated PCA sizes (default: powers of "
+                                                "2 below min(train images, feature size)); no-PCA is always added.")
+                    ] = None,
+    classifier: Classifier = "svm", C: CValue = "1.0", cv_folds: CvFolds = 5, no_cv: NoCv = False,
+    out: opt.Out = None, restart: Restart = False, quiet: Quiet = False,
+    train_per_class: opt.TrainPerClass = 100, test_fraction: opt.TestFraction = None, seed: opt.Seed = 0,
+    preprocess: opt.Preprocess = "weights", pooling: StudyPooling = "avg", l2: opt.L2 = True,
+    batch_size: opt.BatchSize = 32, workers: opt.Workers = None, device: opt.Device = "auto",
+    precision: opt.Precision = "fp32", cache_dir: opt.CacheDir = None, no_cache: opt.NoCache = False,
+) -> None:
+    """PCA dimension sweep: accuracy, variance kept, fit and predict time per number of components."""
+    from ..studies import PCAStudy
+
+    extraction, linear = _options(backbone, weights, layer, seed, train_per_class, test_fraction, preprocess, pooling,
+                                  l2, batch_size, workers, device, precision, cache_dir, no_cache, quiet,
+                                  classifier, C, cv_folds)
+    study = PCAStudy(data, extraction, linear, dims=_numbers(dims, int, "--dims"), cv=not no_cv)
+    _run(study, out, restart, quiet, ["pca", "variance_kept", "test_acc", "cv_acc", "fit_s", "predict_s"])
+
+
+def study_heads(
+    data: Data,
+    backbone: opt.Backbone = "vgg16", weights: opt.Weights = "imagenet", layer: opt.Layer = None,
+    heads: Annotated[Optional[str], typer.Option("--heads", help="Comma-separated: svm,logreg,mlp "
+                                                 "(default: all three).")] = None,
+    hidden: Annotated[str, typer.Option("--hidden", help="MLP hidden layer widths, comma-separated.")] = "256",
+    alpha: Annotated[float, typer.Option("--alpha", help="MLP L2 penalty.")] = 1e-4,
+    epochs: Annotated[int, typer.Option("--epochs", min=1, help="MLP maximum epochs.")] = 300,
+    lr: Annotated[float, typer.Option("--lr", help="MLP Adam learning rate.")] = 1e-2,
+    C: CValue = "1.0", cv_folds: CvFolds = 5, no_cv: NoCv = False,
+    out: opt.Out = None, restart: Restart = False, quiet: Quiet = False,
+    train_per_class: opt.TrainPerClass = 100, test_fraction: opt.TestFraction = None, seed: opt.Seed = 0,
+    preprocess: opt.Preprocess = "weights", pooling: StudyPooling = "avg", l2: opt.L2 = True,
+    batch_size: opt.BatchSize = 32, workers: opt.Workers = None, device: opt.Device = "auto",
+    precision: opt.Precision = "fp32", cache_dir: opt.CacheDir = None, no_cache: opt.NoCache = False,
+) -> None:
+    """Linear SVM vs logistic regression vs a small MLP on the same cached features (report 002)."""
+    from ..studies import HeadsStudy
+
+    extraction, linear = _options(backbone, weights, layer, seed, train_per_class, test_fraction, preprocess, pooling,
+                                  l2, batch_size, workers, device, precision, cache_dir, no_cache, quiet,
+                                  "svm", C, cv_folds)
+    study = HeadsStudy(data, extraction, linear, heads=_csv(heads), hidden=tuple(_numbers(hidden, int, "--hidden")
+                                                                                   or ()),
+                       alpha=alpha, max_iter=epochs, learning_rate=lr, cv=not no_cv)
+    _run(study, out, restart, quiet, ["head", "params", "test_acc", "cv_acc", "fit_s", "predict_s"])
+
+
+def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
+    study = groups["study"]
+    study.command("layers")(study_layers)
+    study.command("backbones")(study_backbones)
+    study.command("C")(study_C)
+    study.command("pca")(study_pca)
+    study.command("heads")(study_heads)
