@@ -70,18 +70,18 @@ def test_default_parameter_counts():
 
 def test_dcgan_initialisation_statistics():
     g, d = build_pair("dcgan", nz=100, ngf=32, ndf=32, channels=1, classes=10, init="dcgan", seed=0)
-    w = g.main[3].weight  # 128 x 64 x 4 x 4 = 131,072 draws
+    w = g.main[3].weight.detach()  # 128 x 64 x 4 x 4 = 131,072 draws
     assert abs(float(w.mean())) < 1e-3 and abs(float(w.std()) - 0.02) < 5e-4
-    bn = g.main[1]
+    bn = g.main[1].requires_grad_(False)
     assert abs(float(bn.weight.mean()) - 1.0) < 0.01 and float(bn.bias.abs().max()) == 0.0
     g_default, d_default = build_pair("dcgan", nz=100, ngf=32, ndf=32, channels=1, classes=10, init="default",
                                       seed=0)
     # PyTorch's default is U(-b, b), b = 1/sqrt(fan_in), so std = 1/sqrt(3 fan_in). For this ConvT
     # fan_in = 64*4*4 = 1024: std 0.018, close to 0.02; for D's first Conv fan_in = 1*4*4 = 16: std 0.144,
     # seven times wider than the DCGAN init. The two schemes differ mostly at the input side of D.
-    assert abs(float(g_default.main[3].weight.std()) - 1 / (3 * 1024) ** 0.5) < 5e-4
-    assert abs(float(d_default.main[0].weight.std()) - 1 / (3 * 16) ** 0.5) < 0.02
-    assert float(g_default.main[1].weight.min()) == 1.0  # BN weight left at 1
+    assert abs(float(g_default.main[3].weight.detach().std()) - 1 / (3 * 1024) ** 0.5) < 5e-4
+    assert abs(float(d_default.main[0].weight.detach().std()) - 1 / (3 * 16) ** 0.5) < 0.02
+    assert float(g_default.main[1].weight.detach().min()) == 1.0  # BN weight left at 1
 
 
 def test_seeded_build_is_deterministic():
