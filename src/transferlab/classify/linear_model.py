@@ -61,7 +61,9 @@ class LinearProbeModel:
                        ) -> tuple[np.ndarray, list[int], list[tuple[str, str]]]:
         """Scores (n_ok, n_classes): probabilities for logreg, decision values for the SVM."""
         result = self.features(paths, batch_size, device, cache_dir, use_cache)
-        return self.scores(result.features[self.layer]), result.kept.tolist(), result.failures
+        X = result.features[self.layer]
+        scores = self.scores(X) if len(X) else np.zeros((0, len(self.classes)), np.float32)
+        return scores, result.kept.tolist(), result.failures
 
     def scores(self, X: np.ndarray) -> np.ndarray:
         if hasattr(self.classifier, "predict_proba"):
@@ -141,7 +143,7 @@ def _classifier_arrays(classifier) -> dict[str, np.ndarray]:
 
 def _classifier_from_arrays(kind: str, arrays: dict[str, np.ndarray], with_pca: bool):
     head = LinearSVC() if kind == "svm" else LogisticRegression()
-    head.coef_, head.intercept_ = arrays["coef"].astype(np.float64), arrays["intercept"].astype(np.float64)
+    head.coef_, head.intercept_ = arrays["coef"], arrays["intercept"]  # dtypes as fitted
     head.classes_ = arrays["classes"]
     if kind == "svm" and len(head.classes_) == 2 and head.coef_.shape[0] != 1:
         raise ValueError("binary SVM must have one row of coefficients")

@@ -30,10 +30,11 @@ def make_classifier(kind: str = "svm", C: float = 1.0, pca: int | None = None, s
         raise ConfigError(f"unknown classifier {kind!r}; expected one of {', '.join(CLASSIFIERS)}")
     if not C > 0:
         raise ConfigError(f"--C must be positive (or 'auto'); got {C}")
+    # random_state only fixes liblinear's coordinate order (determinism); the model is the assignment's.
     if kind == "svm":
-        head = LinearSVC(C=C)
+        head = LinearSVC(C=C, random_state=seed)
     else:
-        head = LogisticRegression(C=C, max_iter=2000)
+        head = LogisticRegression(C=C, max_iter=2000, random_state=seed)
     if pca is None:
         return head
     if pca < 1:
