@@ -108,7 +108,7 @@ def predict(
 
 def demo(
     out: opt.Out = None,
-    epochs: Annotated[int, typer.Option("--epochs", min=1, help="Pretraining epochs on the source digits.")] = 8,
+    epochs: Annotated[int, typer.Option("--epochs", min=1, help="Pretraining epochs on the source digits.")] = 4,
     train_per_class: Annotated[int, typer.Option("--train-per-class", min=1, help="Target training images per "
                                                                                   "class.")] = 10,
     repeats: Annotated[int, typer.Option("--repeats", min=1, help="Seeded target splits.")] = 5,
@@ -125,7 +125,7 @@ def demo(
                   f"{result['history'][-1]['source_val_accuracy']:.3f}")
     console.print(markdown_table(result["rows"]))
     console.print(f"done in {result['seconds']:.0f} s -> {result['out']} (report.md, demo_table.csv, "
-                  "demo_accuracy.png, pretrained/, random/)")
+                  "demo_accuracy.png, pretrained/, pretrained_pool3/, random/)")
     console.print(f"try: transferlab run {result['out']}/data/target -b digits_cnn -w {result['weights']} "
                   "--train-per-class 10 --C auto")
 
