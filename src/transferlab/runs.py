@@ -46,12 +46,25 @@ def write_config(out: Path, config: dict[str, Any]) -> Path:
 
 
 def attach_log(out: Path, name: str = "transferlab") -> logging.Logger:
-    """Return a logger that also writes to ``OUT/log.txt``."""
-    logger = logging.getLogger(name)
+    """Return the logger of this run, writing to ``OUT/log.txt``.
+
+    Each run folder gets its own child logger (``transferlab.run.<folder>``), so several runs in one
+    process (a study) never write into each other's logs; close it with :func:`detach_log`.
+    """
+    log_path = (Path(out) / "log.txt").resolve()
+    logger = logging.getLogger(f"{name}.run.{log_path.parent}")
     logger.setLevel(logging.INFO)
-    log_path = Path(out) / "log.txt"
-    if not any(getattr(h, "baseFilename", None) == str(log_path.resolve()) for h in logger.handlers):
+    if not any(getattr(h, "baseFilename", None) == str(log_path) for h in logger.handlers):
         handler = logging.FileHandler(log_path)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         logger.addHandler(handler)
     return logger
+
+
+def detach_log(out: Path, name: str = "transferlab") -> None:
+    """Close the ``log.txt`` handler of the run in ``out`` (safe to call when none is attached)."""
+    log_path = (Path(out) / "log.txt").resolve()
+    logger = logging.getLogger(f"{name}.run.{log_path.parent}")
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()

@@ -27,7 +27,7 @@ from .._utils import text_digest
 from ..backbones import load_backbone
 from ..data import collate_skipping
 from ..errors import ConfigError, TrainingError
-from ..runs import attach_log, make_run_dir, write_config
+from ..runs import attach_log, detach_log, make_run_dir, write_config
 from ..training import History, capture_rng_state, check_finite, load_checkpoint, restore_rng_state, save_checkpoint
 from . import augment as _augment
 from . import distributed as _dist
@@ -370,17 +370,5 @@ def finetune(data: Path | str | TrainingData | None = None, config: FinetuneConf
         return {**metrics, "out": str(out_dir)} if metrics else {}
     finally:
         if out_dir is not None:
-            _detach_log(out_dir)
+            detach_log(out_dir)
         _dist.shutdown(ctx)
-
-
-def _detach_log(out: Path) -> None:
-    """Close this run's ``log.txt`` handler so that later runs in the same process do not write into it."""
-    import logging
-
-    logger = logging.getLogger("transferlab")
-    target = str((out / "log.txt").resolve())
-    for handler in list(logger.handlers):
-        if getattr(handler, "baseFilename", None) == target:
-            logger.removeHandler(handler)
-            handler.close()
