@@ -124,3 +124,16 @@ def test_layer_errors(tiny_digits, make_options, linear):
         LayersStudy(tiny_digits, make_options(), linear, layers=["relu9"])
     with pytest.raises(ConfigError, match="--heatmap needs"):
         LayersStudy(tiny_digits, make_options(backbone="resnet18"), linear, layers=["layer4"], heatmap=True)
+
+
+@pytest.mark.slow
+def test_vgg16_composite_cells_match_relu7_and_feed_fc6_from_relu5_1():
+    backbone = load_backbone("vgg16", "none", seed=0)
+    axes = grid_axes(backbone.spec)
+    grid = grid_backbone(backbone, axes)
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        cells = make_taps(grid.spec, grid.model, ["pool5>relu7", "relu5_1>fc6"])(x)
+        relu7 = make_taps(backbone.spec, backbone.model, ["relu7"])(x)["relu7"]
+    torch.testing.assert_close(cells["pool5>relu7"], relu7)
+    assert cells["relu5_1>fc6"].shape == (2, 4096)
