@@ -78,7 +78,7 @@ def probe_metrics(feats: SplitFeatures, backbone: Backbone, layer: str, extracti
     if cv or C == "auto":
         C, cv_mean, cv_std = cv_accuracy(feats, linear, extraction.seed)
     # make_classifier builds LinearSVC(random_state=None): liblinear's seed comes from NumPy's global RNG,
-    # which the CV above consumed; reseed so the fit is the one a fresh `transferlab run` process makes.
+    # which the CV above consumed; reseed so the fit depends on --seed only (not on how many CV fits ran).
     np.random.seed(extraction.seed % 2**32)
     model, info = fit_probe(feats, backbone, layer, extraction, replace(linear, C=float(C)))
     start = time.perf_counter()
