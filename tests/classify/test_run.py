@@ -99,6 +99,11 @@ def test_save_load_predict_round_trip(digits_small, tmp_path, classifier, pca):
     model.save(tmp_path / "model")
     loaded = load_model(tmp_path / "model")
     assert isinstance(loaded, LinearProbeModel) and loaded.classes == ["0", "1", "3", "7"]
+    names = loaded.predict_paths([str(next((digits_small / "3").iterdir()))], use_cache=False)
+    assert len(names) == 1 and names[0] in loaded.classes
+    if classifier == "svm":
+        with pytest.raises(ConfigError, match="decision values, not probabilities"):
+            loaded.predict_proba(np.zeros((1, 128), np.float32))
     paths = sorted(str(p) for p in digits_small.rglob("*.png"))[::7]
     a, kept_a, _ = model.predict_scores(paths, use_cache=False)
     b, kept_b, _ = loaded.predict_scores(paths, use_cache=False)

@@ -22,7 +22,7 @@ from torch import nn
 
 from ..backbones import Backbone, load_backbone, make_taps
 from ..backbones.spec import Preprocessing
-from ..errors import ModelFileError
+from ..errors import ConfigError, ModelFileError
 from ..features import extract_features, l2_normalize, pool
 from .model_file import read_model_folder, write_model_folder
 
@@ -72,7 +72,26 @@ class LinearProbeModel:
         return np.stack([-decision, decision], axis=1) if decision.ndim == 1 else decision
 
     def predict(self, X: np.ndarray) -> np.ndarray:
+        """Class indices for feature rows ``X`` (names: ``[model.classes[i] for i in ...]``)."""
         return self.classifier.predict(X)
+
+    def decision_function(self, X: np.ndarray) -> np.ndarray:
+        return self.classifier.decision_function(X)
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """Class probabilities (logistic regression only; the SVM has decision values, not probabilities)."""
+        if not hasattr(self.classifier, "predict_proba"):
+            raise ConfigError("a LinearSVC gives decision values, not probabilities; use decision_function, "
+                              "or fit with classifier='logreg'")
+        return self.classifier.predict_proba(X)
+
+    def predict_paths(self, paths: Sequence[str | Path], **options) -> list[str | None]:
+        """Predicted class name per image path (None for an unreadable image)."""
+        scores, kept, _ = self.predict_scores(paths, **options)
+        names: list[str | None] = [None] * len(paths)
+        for row, index in zip(scores, kept):
+            names[index] = self.classes[int(np.argmax(row))]
+        return names
 
     def score(self, X: np.ndarray, y: np.ndarray) -> float:
         return float(self.classifier.score(X, y))
