@@ -217,3 +217,14 @@ def test_relu7_features_equal_the_seeds_vgg16relu7(tmp_path):
     normalised = extract_features(paths, backbone, ["relu7"], use_cache=False, progress=False, workers=0)
     np.testing.assert_allclose(normalised.features["relu7"],
                                expected / np.linalg.norm(expected, axis=1, keepdims=True), rtol=1e-4, atol=1e-6)
+
+
+def test_tapping_a_layer_and_its_inplace_relu_together_keeps_both():
+    backbone = load_backbone("digits_cnn", "none")
+    x = torch.randn(4, 3, 32, 32)
+    with torch.no_grad():
+        alone = make_taps(backbone.spec, backbone.model, ["fc1"])(x)["fc1"]
+        both = make_taps(backbone.spec, backbone.model, ["fc1", "relu_fc1", "conv1", "relu1"])(x)
+    assert alone.min() < 0 and torch.equal(both["fc1"], alone)
+    assert torch.equal(both["relu_fc1"], alone.clamp_min(0))
+    assert both["conv1"].min() < 0 <= both["relu1"].min()

@@ -45,11 +45,22 @@ def make_taps(spec: BackboneSpec, model: nn.Module, layers: list[str]) -> nn.Mod
     if len(nodes) < len(set(layers)):  # aliases of one node (relu7 and pre_logits): tap once, copy out
         return _AliasTaps(make_taps(spec, model, list({resolve_layer(spec, l, model): l for l in layers}.values())),
                           {layer: nodes[resolve_layer(spec, layer, model)] for layer in layers})
+    if len(nodes) > 1:
+        disable_inplace(model)
     if spec.make_taps is not None:
         return spec.make_taps(model, nodes)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return create_feature_extractor(model, return_nodes=nodes)
+
+
+def disable_inplace(model: nn.Module) -> None:
+    """Turn off in-place activations (``ReLU(inplace=True)``...) so that a tapped output is never
+    overwritten by a later layer of the same pass (``fc6`` and ``relu6`` tapped together). The results
+    are identical; only memory use changes."""
+    for module in model.modules():
+        if getattr(module, "inplace", False) is True:
+            module.inplace = False
 
 
 class _AliasTaps(nn.Module):
