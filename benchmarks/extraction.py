@@ -42,8 +42,10 @@ def make_images(folder: Path, n: int) -> None:
         crop.convert("L").save(folder / f"c{i % 2}" / f"{i:04d}.jpg")  # grayscale like 15 Scene
 
 
-def plain_loop(folder: Path, backbone: str, layer: str) -> tuple[np.ndarray, int]:
-    """The seeds' way: ImageFolder + Lambda transforms + DataLoader, fp32, eager, model sliced by hand."""
+def plain_loop(folder: Path, backbone: str, layer: str):
+    """The seeds' way: ImageFolder + Lambda transforms + DataLoader, fp32, eager, model sliced by hand.
+
+    Returns a function that runs the extraction (the network is built beforehand, outside the timing)."""
     import torch
     from PIL import Image
     from torch import nn
@@ -66,42 +68,53 @@ def plain_loop(folder: Path, backbone: str, layer: str) -> tuple[np.ndarray, int
         model = nn.Sequential(*net.features.children(), nn.Flatten(), *list(net.classifier.children())[:-2])
     else:
         model = nn.Sequential(*list(net.children())[:-1], nn.Flatten())
-    rows = []
-    with torch.no_grad():
-        for x, _ in loader:
-            rows.append(model(x).numpy())
-    return np.concatenate(rows), len(dataset)
+    def run():
+        rows = []
+        with torch.no_grad():
+            for x, _ in loader:
+                rows.append(model(x).numpy())
+        return np.concatenate(rows), len(dataset)
+
+    return run
 
 
-def transferlab_mode(folder: Path, backbone: str, layer: str, precision: str, cache: Path | None) -> tuple[np.ndarray, int]:
+def transferlab_mode(folder: Path, backbone: str, layer: str, precision: str, cache: Path | None, workers: int | None):
     from transferlab.backbones import load_backbone
     from transferlab.features import extract_features
 
     paths = sorted(str(p) for p in folder.rglob("*.jpg"))
     model = load_backbone(backbone, "none", seed=0, preprocessing_mode="squash")
-    result = extract_features(paths, model, [layer], l2=False, precision=precision, cache_dir=cache,
-                              use_cache=cache is not None, progress=False)
-    return result.features[layer], result.n_forward
+
+    def run():
+        result = extract_features(paths, model, [layer], l2=False, precision=precision, cache_dir=cache,
+                                  use_cache=cache is not None, progress=False, workers=workers)
+        return result.features[layer], result.n_forward
+
+    return run
 
 
 def child(args) -> None:
     """One measurement in this process: prints JSON with seconds, images, peak RSS, and saves features."""
     folder, cache = Path(args.folder), Path(args.cache) if args.cache else None
-    start = time.perf_counter()
     if args.mode == "plain":
-        feats, n = plain_loop(folder, args.backbone, MODELS[args.backbone])
+        run = plain_loop(folder, args.backbone, MODELS[args.backbone])
     else:
-        feats, n = transferlab_mode(folder, args.backbone, MODELS[args.backbone], args.precision, cache)
+        workers = None if args.workers < 0 else args.workers
+        run = transferlab_mode(folder, args.backbone, MODELS[args.backbone], args.precision, cache, workers)
+    start = time.perf_counter()
+    feats, n = run()
     seconds = time.perf_counter() - start
     np.save(args.save, feats)
     print(json.dumps({"seconds": seconds, "forwarded": n, "peak_rss_mb": resource.getrusage(
         resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
 
-def measure(folder: Path, backbone: str, mode: str, precision: str = "fp32", cache: Path | None = None) -> dict:
+def measure(folder: Path, backbone: str, mode: str, precision: str = "fp32", cache: Path | None = None,
+            workers: int = -1) -> dict:
     save = folder.parent / f"{backbone}-{mode}-{precision}.npy"
     cmd = [sys.executable, __file__, "--child", "--mode", mode, "--backbone", backbone, "--precision", precision,
-           "--folder", str(folder), "--save", str(save)] + (["--cache", str(cache)] if cache else [])
+           "--folder", str(folder), "--save", str(save), "--workers", str(workers)] + (
+               ["--cache", str(cache)] if cache else [])
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
     return {**json.loads(out), "features": np.load(save)}
 
@@ -124,6 +137,7 @@ def main() -> None:
     parser.add_argument("--folder")
     parser.add_argument("--cache")
     parser.add_argument("--save")
+    parser.add_argument("--workers", type=int, default=-1, help="-1: transferlab's default")
     args = parser.parse_args()
     if args.child:
         return child(args)
@@ -142,9 +156,12 @@ def main() -> None:
         cache = tmp / f"cache-{backbone}"
         default = measure(folder, backbone, "transferlab", "fp32", cache)
         hit = measure(folder, backbone, "transferlab", "fp32", cache)
-        modes = [("plain loop (seeds' style)", plain), ("transferlab default (fp32)", default)]
+        modes = [("plain loop (seeds' style)", plain), ("transferlab default (fp32)", default),
+                 ("transferlab fp32, --workers 0", measure(folder, backbone, "transferlab", "fp32", workers=0))]
         if cpu_supports_bf16():
             modes.append(("transferlab --precision bf16", measure(folder, backbone, "transferlab", "bf16")))
+            modes.append(("transferlab --precision bf16 --workers 0",
+                          measure(folder, backbone, "transferlab", "bf16", workers=0)))
         modes.append(("cache hit (fp32)", hit))
         base = args.images / plain["seconds"]
         for name, m in modes:
@@ -159,7 +176,9 @@ def main() -> None:
 
     header = (f"{args.images} grayscale 300x250 JPEGs at 224x224 (squash, as the seeds), random weights; "
               f"{os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}), torch threads default; "
-              f"bf16 supported: {cpu_supports_bf16()}. Each mode in its own process (peak RSS is the process's).\n\n")
+              f"bf16 supported: {cpu_supports_bf16()}. Each mode in its own process (peak RSS is the process's); "
+              "times cover the extraction only (building the network is excluded for every mode alike; "
+              "for transferlab they include hashing the files for the cache key and writing the cache).\n\n")
     text = header + markdown_table(rows)
     print(text)
     if args.out:

@@ -14,6 +14,7 @@ image is always a valid image: every step is clamped to [0, 1].
 from __future__ import annotations
 
 import warnings
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import torch
@@ -82,7 +83,7 @@ class AttackResult:
         return rows
 
 
-class _Attack:
+class _Attack(ABC):
     """Shared set-up: which class to move toward/away from, and the result bookkeeping."""
 
     def __init__(self, model: ExplainModel, eps: float | None) -> None:
@@ -122,8 +123,9 @@ class _Attack:
                 adv = torch.where(over, torch.nextafter(adv, x), adv)
         return adv.clamp(0, 1)
 
-    def _run(self, x, labels, goal):  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def _run(self, x, labels, goal):
+        """Return (adversarial images, steps taken)."""
 
 
 class IterativeAttack(_Attack):

@@ -130,7 +130,7 @@ def _run_missing_shards(paths, backbone, todo: dict[str, CacheEntry], dims: dict
     workers = default_workers() if workers is None else workers
     loader = DataLoader(dataset, batch_sampler=batches, num_workers=workers, collate_fn=collate_skipping,
                         pin_memory=device.type == "cuda")
-    model = prepare_model(backbone.model.to(device).eval(), precision)
+    model = prepare_model(backbone.model.to(device).eval(), precision, device)
     taps = make_taps(backbone.spec, model, list(todo))
     buffers: dict[str, dict[int, np.ndarray]] = {layer: {} for layer in todo}
     failures: dict[int, str] = {}
@@ -143,7 +143,7 @@ def _run_missing_shards(paths, backbone, todo: dict[str, CacheEntry], dims: dict
             count = len(failed)
             if x is not None:
                 with autocast(precision, device):
-                    outputs = taps(prepare_input(x.to(device, non_blocking=True), precision))
+                    outputs = taps(prepare_input(x.to(device, non_blocking=True), precision, device))
                 for layer, output in outputs.items():
                     vectors = pool(output, pooling)
                     vectors = l2_normalize(vectors) if l2 else vectors

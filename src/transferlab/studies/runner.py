@@ -17,6 +17,7 @@ import resource
 import sys
 import time
 import tracemalloc
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,18 +39,19 @@ class Condition:
     params: dict[str, Any] = field(default_factory=dict)
 
 
-class Study:
+class Study(ABC):
     """Base class: subclasses set ``name`` and implement :meth:`conditions` and :meth:`evaluate`."""
 
     name = "study"
     seed = 0
 
+    @abstractmethod
     def conditions(self) -> list[Condition]:
-        raise NotImplementedError
+        """The cells of the study, in order."""
 
+    @abstractmethod
     def evaluate(self, condition: Condition) -> dict[str, Any]:
         """Metrics of one condition (fit on train, score test once)."""
-        raise NotImplementedError
 
     def config(self) -> dict[str, Any]:
         """Everything that determines the results (JSON-able); its digest guards resuming."""
