@@ -169,7 +169,7 @@ def main() -> None:
             rows.append({"backbone": f"{backbone} {MODELS[backbone]}", "mode": name, "images/s": round(rate, 2),
                          "x plain": round(rate / base, 2), "seconds": round(m["seconds"], 2),
                          "forwarded": m["forwarded"], "peak RSS MB": round(m["peak_rss_mb"]),
-                         "min cosine vs plain": round(cosine(m["features"], plain["features"]), 6)})
+                         "min cosine vs plain": f"{cosine(m['features'], plain['features']):.6f}"})
         print(json.dumps(rows[-len(modes):], indent=1), flush=True)
 
     from transferlab.report.tables import markdown_table

@@ -72,7 +72,6 @@ def extract_features(
     check_precision(precision, torch_device)
     if batch_size < 1:
         raise ConfigError(f"--batch-size must be at least 1; got {batch_size}")
-    dims = _check_memory(backbone, layers, pooling, len(paths), max_feature_gb)
 
     with tempfile.TemporaryDirectory(prefix="transferlab-nocache-") as scratch:
         root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
@@ -81,14 +80,17 @@ def extract_features(
         entries = {layer: CacheEntry(root, _description(backbone, layer, pooling, l2, precision), digests)
                    for layer in layers}
         todo = {layer: e for layer, e in entries.items() if not e.is_complete()}
-        n_forward = _run_missing_shards(paths, backbone, todo, dims, pooling, l2, batch_size, torch_device,
-                                        workers, precision, progress) if todo else 0
+        n_forward = 0
+        if todo:  # a full cache hit needs neither the network nor its shapes
+            dims = _check_memory(backbone, list(todo), pooling, len(paths), max_feature_gb)
+            n_forward = _run_missing_shards(paths, backbone, todo, dims, pooling, l2, batch_size, torch_device,
+                                            workers, precision, progress)
         n_shards = math.ceil(len(paths) / SHARD_SIZE)
         loaded = {layer: (e.finalize(n_shards) if layer in todo else e.load()) for layer, e in entries.items()}
 
     first: CachedFeatures = loaded[layers[0]]
     kept = np.flatnonzero(first.ok)
-    features = {layer: c.features[kept].reshape(len(kept), dims[layer]) for layer, c in loaded.items()}
+    features = {layer: c.features[kept] for layer, c in loaded.items()}
     failures = [(str(paths[i]), reason) for i, reason in sorted(first.failures.items())]
     return ExtractionResult(features, kept, failures, n_forward, time.perf_counter() - start,
                             {layer: e.key for layer, e in entries.items()})
