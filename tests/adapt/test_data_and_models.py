@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from tests_helpers import make_color_folder
-from transferlab.adapt import DANN, GaninCNN, GradientReversal, build_dann, load_domain_folders, resolve_domain
+from transferlab.adapt import GaninCNN, GradientReversal, build_dann, load_domain_folders, resolve_domain
 from transferlab.adapt.data import prepare_named
 from transferlab.errors import ConfigError, DataError
 

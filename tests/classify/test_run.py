@@ -17,7 +17,6 @@ from transferlab.classify import LinearOptions, fit, fit_probe, load_model, run_
 from transferlab.classify.linear_model import LinearProbeModel
 from transferlab.cli.main import app
 from transferlab.errors import ConfigError, ModelFileError
-from transferlab.features import extract_split
 from transferlab.pipeline import ExtractionOptions
 
 runner = CliRunner()

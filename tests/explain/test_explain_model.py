@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from transferlab.errors import ConfigError, ModelFileError
+from transferlab.errors import ConfigError
 from transferlab.explain import ExplainModel, GradCAM, PerceptualDistance, SaliencyMap
 
 
@@ -65,9 +65,3 @@ def test_saved_linear_model_at_an_early_layer_refuses_later_layers(tmp_path):
     with pytest.raises(ConfigError, match="relu5 are not computed"):
         PerceptualDistance(model, ["relu5"]).compare(pixels[0], pixels[0])
     assert GradCAM(model, "relu1").attribute(pixels).maps.shape == (1, 32, 32)
-
-
-def test_saved_model_option_needs_load_model(monkeypatch, tmp_path):
-    monkeypatch.delattr("transferlab.classify.load_model")
-    with pytest.raises(ModelFileError, match="needs transferlab.classify.load_model"):
-        ExplainModel.from_saved_model(tmp_path)

@@ -20,7 +20,7 @@ from torch import nn
 
 from ..backbones import BackboneSpec, Preprocessing, get_spec, load_backbone, make_taps
 from ..data import load_rgb, pil_to_tensor, resize_and_crop
-from ..errors import ConfigError, ModelFileError, did_you_mean
+from ..errors import ConfigError, did_you_mean
 
 
 class Normalize(nn.Module):
@@ -96,13 +96,8 @@ class ExplainModel:
         ``.preprocessing``, ``.backbone_name``, ``.as_torch_module()`` (normalised images -> class scores,
         differentiable, eval mode) and ``.layer_module(dotted_path)``.
         """
-        try:
-            from ..classify import load_model  # type: ignore[attr-defined]
-        except ImportError:
-            raise ModelFileError(
-                "--model needs transferlab.classify.load_model, which this build does not have yet; "
-                "explain a registry backbone instead (--backbone NAME --weights imagenet|none|PATH)"
-            ) from None
+        from ..classify import load_model
+
         saved = load_model(folder)
         module = saved.as_torch_module().to(device).eval()
         try:
