@@ -116,13 +116,17 @@ def demo(
 ) -> None:
     """Offline transfer-learning demo on scikit-learn's digits (no network, no weights file)."""
     from ..demo import run_demo
-    from ..report.tables import markdown_table
 
     result = run_demo(out, epochs=epochs, train_per_class=train_per_class, repeats=repeats, seed=seed,
                       device=device)
     console.print(f"pretraining on digits 0-4: source validation accuracy "
                   f"{result['history'][-1]['source_val_accuracy']:.3f}")
-    console.print(markdown_table(result["rows"]))
+    table = Table("features (target: digits 5-9)", "size", "accuracy", title=f"LinearSVC(C=1), "
+                  f"{train_per_class} training images per class, {repeats} seeded splits")
+    for row in result["rows"]:
+        table.add_row(row["features"], str(row["feature_size"]),
+                      f"{row['accuracy_mean']:.3f} ± {row['accuracy_std']:.3f}")
+    console.print(table)
     console.print(f"done in {result['seconds']:.0f} s -> {result['out']} (report.md, demo_table.csv, "
                   "demo_accuracy.png, pretrained/, pretrained_pool3/, random/)")
     console.print(f"try: transferlab run {result['out']}/data/target -b digits_cnn -w {result['weights']} "
