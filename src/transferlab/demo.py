@@ -3,8 +3,8 @@
 Stand-ins for the assignment: scikit-learn's handwritten digits, scattered on a 32x32 canvas (random
 scale, rotation, position and noise, so that raw pixels are a weak representation, as for photos) and
 written as grayscale image folders, replace ImageNet and 15 Scene. A small CNN (``digits_cnn``) is
-pretrained on digits 0-4 (the "source task", by the fine-tuning trainer), cut at its penultimate ReLU (``relu_fc2``, the analogue of
-VGG16's relu7), and its features feed a LinearSVC(C=1) on digits 5-9 (the "target task") with few
+pretrained on digits 0-4 (the "source task", by the fine-tuning trainer), cut at its penultimate ReLU
+(``relu_fc2``, the analogue of VGG16's relu7), and its features feed a LinearSVC(C=1) on digits 5-9 (the "target task") with few
 training images per class. The table compares the pretrained features (at relu_fc2 and at the earlier,
 more generic ``pool3``) with the same network at random weights and with raw pixels, over seeded splits.
 """
