@@ -203,3 +203,28 @@ def test_repeats_report_mean_and_std_from_the_cache(digits_small, tmp_path):
     assert r["seeds"] == [0, 1, 2] and len(set(r["accuracies"])) > 1
     assert r["mean"] == pytest.approx(np.mean(r["accuracies"])) and r["accuracies"][0] == metrics["accuracy"]
     assert "seeded splits" in (tmp_path / "r" / "report.md").read_text()
+
+
+def test_torch_module_of_a_saved_model_runs_the_real_network_up_to_its_layer(color_dir, tmp_path):
+    """Explanations hook container modules (ResNet's layer4): they must fire, and later modules must not run."""
+    import torch
+
+    from transferlab.data import image_transform, load_rgb
+
+    model = fit(color_dir, backbone="resnet18", weights="none", train_per_class=6, workers=0, progress=False,
+                use_cache=False)
+    loaded = load_model(model.save(tmp_path / "model"))
+    module = loaded.as_torch_module()
+    calls = {"layer4": 0, "fc": 0}
+    hooks = [loaded.layer_module(name).register_forward_hook(
+        lambda m, i, o, name=name: calls.__setitem__(name, calls[name] + 1)) for name in calls]
+    paths = sorted(str(p) for p in color_dir.rglob("*.png"))[:4]
+    x = torch.stack([image_transform(loaded.preprocessing)(load_rgb(p)) for p in paths])
+    with torch.no_grad():
+        scores = module(x).numpy()
+    for hook in hooks:
+        hook.remove()
+    assert calls == {"layer4": 1, "fc": 0}
+    decision = loaded.classifier.decision_function(loaded.features(paths, use_cache=False).features["pre_logits"])
+    np.testing.assert_allclose(scores, decision, rtol=1e-4, atol=1e-4)
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in loaded.backbone.model.modules())

@@ -20,7 +20,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.svm import LinearSVC
 from torch import nn
 
-from ..backbones import Backbone, load_backbone, make_taps
+from ..backbones import Backbone, load_backbone, make_taps, resolve_layer
 from ..backbones.spec import Preprocessing
 from ..errors import ConfigError, ModelFileError
 from ..features import extract_features, l2_normalize, pool
@@ -177,14 +177,32 @@ def _classifier_from_arrays(kind: str, arrays: dict[str, np.ndarray], with_pca: 
     return Pipeline([("pca", pca), ("classifier", head)])
 
 
+class _StopForward(Exception):
+    """Raised by a hook to end a forward pass once the feature layer has been computed."""
+
+
 class _ProbeModule(nn.Module):
-    """taps(layer) -> pool -> L2 -> PCA -> linear scores, all in torch (for explanations)."""
+    """layer output -> pool -> L2 -> PCA -> linear scores, all in torch (for explanations).
+
+    The network's own forward runs and stops right after the feature layer (a forward hook on that
+    module, or a pre-hook on the head for ``pre_logits``), so hooks that explanations put on any module
+    up to that layer fire, and nothing later is computed. Layers that are graph nodes but not modules
+    (``layer3.1.relu_1``) go through torchvision's FX extractor instead.
+    """
 
     def __init__(self, model: LinearProbeModel) -> None:
         super().__init__()
+        spec = model.backbone.spec
         self.network = model.backbone.model
-        self.taps = make_taps(model.backbone.spec, self.network, [model.layer])
         self.layer, self.pooling, self.l2 = model.layer, model.pooling, model.l2
+        node = resolve_layer(spec, model.layer, self.network)
+        self.stop_module, self.stop_before = None, False
+        try:
+            self.stop_module = self.network.get_submodule(node)
+        except AttributeError:
+            if node == spec.cut_points.get("pre_logits"):
+                self.stop_module, self.stop_before = self.network.get_submodule(spec.head), True
+        self.taps = make_taps(spec, self.network, [model.layer]) if self.stop_module is None else None
         arrays = _classifier_arrays(model.classifier)
         coef = torch.as_tensor(arrays["coef"], dtype=torch.float32)
         intercept = torch.as_tensor(arrays["intercept"], dtype=torch.float32)
@@ -198,8 +216,28 @@ class _ProbeModule(nn.Module):
         self.register_buffer("pca_mean", torch.as_tensor(arrays["pca.mean"], dtype=torch.float32) if has_pca else None)
         self.eval()
 
+    def layer_output(self, x: torch.Tensor) -> torch.Tensor:
+        if self.taps is not None:
+            return self.taps(x)[self.layer]
+        captured: list[torch.Tensor] = []
+
+        def grab(value: torch.Tensor) -> None:
+            captured.append(value)
+            raise _StopForward
+
+        handle = (self.stop_module.register_forward_pre_hook(lambda module, args: grab(args[0]))
+                  if self.stop_before else
+                  self.stop_module.register_forward_hook(lambda module, args, output: grab(output)))
+        try:
+            self.network(x)
+        except _StopForward:
+            pass
+        finally:
+            handle.remove()
+        return captured[0]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        v = pool(self.taps(x)[self.layer], self.pooling)
+        v = pool(self.layer_output(x), self.pooling)
         v = l2_normalize(v) if self.l2 else v
         if self.pca_components is not None:
             v = (v - self.pca_mean) @ self.pca_components.T

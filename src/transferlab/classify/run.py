@@ -147,5 +147,6 @@ def plot_cv_curve(curve: list[dict], path: Path) -> Path:
     twin = ax.twinx()
     twin.plot(Cs, [row["fit_seconds"] for row in curve], color="gray", ls="--", marker=".", label="fit time")
     twin.set_ylabel("fit time (s)")
-    fig.legend(loc="lower center", ncol=2, fontsize=8)
+    handles = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
+    ax.legend(handles, [h.get_label() for h in handles], loc="lower right", fontsize=8)
     return save_figure(fig, path)
