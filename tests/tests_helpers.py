@@ -20,3 +20,15 @@ def make_color_folder(root, classes=("red", "green", "blue"), per_class=12, size
             image = np.clip(tint + noise, 0, 255).astype(np.uint8)
             Image.fromarray(image).save(folder / f"{name}_{i:03d}.png")
     return root
+
+
+def run_main(args, capsys):
+    """Run the CLI's ``main`` (with its error handling) and return (exit code, stdout, stderr)."""
+    import pytest
+
+    from transferlab.cli.main import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    captured = capsys.readouterr()
+    return exc.value.code, captured.out, captured.err

@@ -10,16 +10,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from transferlab.cli.main import app, main
+from tests_helpers import run_main
+from transferlab.cli.main import app
 
 runner = CliRunner()
-
-
-def run_main(args, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(args)
-    captured = capsys.readouterr()
-    return exc.value.code, captured.out, captured.err
 
 
 def test_backbones_and_layers_listing():

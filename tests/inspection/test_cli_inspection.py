@@ -8,18 +8,12 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from transferlab.cli.main import app, main
+from tests_helpers import run_main
+from transferlab.cli.main import app
 
 from inspection_helpers import make_odd_folder
 
 runner = CliRunner()
-
-
-def run_main(args, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(args)
-    captured = capsys.readouterr()
-    return exc.value.code, captured.out, captured.err
 
 
 def read_csv(path):
