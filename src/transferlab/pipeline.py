@@ -12,7 +12,7 @@ from ._utils import atomic_write_bytes
 from .backbones import Backbone, load_backbone, resolve_layer
 from .data import DatasetSplit, load_split
 from .features import ExtractionResult, SplitFeatures, extract_split
-from .runs import make_run_dir, write_config
+from .runs import attach_log, detach_log, make_run_dir, write_config
 
 
 @dataclass
@@ -72,6 +72,9 @@ def extract_dataset(data: Path | str, out: Path | str | None, options: Extractio
     out = make_run_dir(out, "extract", inputs=(data,))
     result = features_for(data, options)
     result.out = out
+    log = attach_log(out)
+    log_extraction(log, result)
+    detach_log(out)
     write_config(out, {"command": "extract", "data": str(data), **run_config(options, result)})
     for layer, feats in result.features.items():
         feats.save(out / ("features.npz" if len(result.features) == 1 else f"features_{layer}.npz"))
@@ -86,6 +89,15 @@ def run_config(options: ExtractionOptions, result: DatasetFeatures) -> dict:
                   preprocessing=result.backbone.preprocessing.as_dict(), split=result.split.describe(),
                   cache_keys=result.extraction.cache_keys)
     return config
+
+
+def log_extraction(log, result: DatasetFeatures) -> None:
+    """Record what was extracted (and what was skipped) in the run's log."""
+    ex = result.extraction
+    log.info("%s (%s) layers %s: %s", result.backbone.name, result.backbone.weights_id, ", ".join(result.features),
+             "all from cache" if ex.from_cache else f"{ex.n_forward} images forwarded in {ex.seconds:.1f} s")
+    for path, reason in result.skipped:
+        log.warning("skipped %s: %s", path, reason)
 
 
 def write_skipped(out: Path, skipped: list[tuple[str, str]]) -> None:

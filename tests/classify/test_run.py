@@ -37,8 +37,9 @@ def test_run_end_to_end_numbers_agree_with_scikit_learn(digits_small, tmp_path):
     assert result.exit_code == 0, result.output
     assert "test accuracy" in result.output
     for name in ("metrics.json", "confusion_matrix.png", "confusion_matrix.csv", "config.json", "report.md",
-                 "predictions.csv", "model/model.json", "model/tensors.safetensors"):
+                 "predictions.csv", "model/model.json", "model/tensors.safetensors", "log.txt"):
         assert (out / name).is_file(), name
+    assert "images forwarded" in (out / "log.txt").read_text() and "test accuracy" in (out / "log.txt").read_text()
     metrics = json.loads((out / "metrics.json").read_text())
     with open(out / "predictions.csv") as handle:
         rows = list(csv.DictReader(handle))

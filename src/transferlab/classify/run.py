@@ -16,9 +16,9 @@ import numpy as np
 from ..backbones import Backbone
 from ..errors import ConfigError
 from ..features import SplitFeatures
-from ..pipeline import ExtractionOptions, features_for, run_config, write_skipped
+from ..pipeline import ExtractionOptions, features_for, log_extraction, run_config, write_skipped
 from ..report.plots import save_figure
-from ..runs import make_run_dir, write_config
+from ..runs import attach_log, detach_log, make_run_dir, write_config
 from .evaluate import write_evaluation
 from .linear_model import LinearProbeModel
 from .probe import DEFAULT_C_GRID, choose_C, fit_classifier, make_classifier
@@ -110,6 +110,11 @@ def run_linear(data: Path | str, out: Path | str | None = None, extraction: Extr
     write_config(out, {"command": "run", "data": str(data), **run_config(extraction, result),
                        **{k: v for k, v in asdict(linear).items() if k != "c_grid"}, "c_grid": list(linear.c_grid)})
     write_skipped(out, feats.skipped)
+    log = attach_log(out)
+    log_extraction(log, result)
+    log.info("%s C=%g (%s) on %d training images: test accuracy %.4f on %d images", linear.classifier, info["C"],
+             metrics["C_mode"], metrics["n_train"], metrics["accuracy"], metrics["n_test"])
+    detach_log(out)
     from ..report.run_report import write_run_report
 
     write_run_report(out, metrics)
