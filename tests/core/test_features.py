@@ -263,3 +263,19 @@ def test_cache_refuses_a_foreign_sidecar(small_digits, tmp_path):
         extract_features(paths_of(small_digits), backbone, ["relu_fc2"], cache_dir=tmp_path, progress=False,
                          workers=0)
     assert cache_module.default_cache_dir().name == "features"
+
+
+def test_a_weights_file_with_another_head_size_extracts_its_logits(small_digits, tmp_path):
+    from transferlab.backbones import get_spec
+
+    five_way = get_spec("digits_cnn").build(num_classes=5)
+    torch.save(five_way.state_dict(), tmp_path / "five.pth")
+    backbone = load_backbone("digits_cnn", tmp_path / "five.pth")
+    result = extract_features(paths_of(small_digits)[:8], backbone, ["logits", "relu_fc2"], use_cache=False,
+                              progress=False, workers=0)
+    assert result.features["logits"].shape == (8, 5) and result.features["relu_fc2"].shape == (8, 128)
+
+
+def test_no_paths_is_a_clear_error():
+    with pytest.raises(DataError, match="no images to extract"):
+        extract_features([], load_backbone("digits_cnn", "none"), ["relu_fc2"], use_cache=False)

@@ -73,18 +73,18 @@ class _AliasTaps(nn.Module):
         return {layer: out[source] for layer, source in self.alias.items()}
 
 
-def layer_shapes(spec: BackboneSpec, layers: list[str] | None = None,
-                 model: nn.Module | None = None) -> dict[str, tuple[int, ...]]:
+def layer_shapes(spec: BackboneSpec, layers: list[str] | None = None, model: nn.Module | None = None,
+                 num_classes: int | None = None) -> dict[str, tuple[int, ...]]:
     """Output shape (without batch) of each cut point at the spec's input size.
 
-    Runs on the ``meta`` device when no model is given, so no weights are allocated and nothing is
-    computed.
+    Runs on the ``meta`` device when no model is given (built with ``num_classes`` outputs, default the
+    spec's), so no weights are allocated and nothing is computed.
     """
     layers = list(spec.cut_points) if layers is None else layers
     size = spec.preprocessing.crop_size
     if model is None:
         with torch.device("meta"):
-            model = spec.build()
+            model = spec.build(num_classes=num_classes)
         x = torch.empty(1, 3, size, size, device="meta")
     else:
         x = torch.zeros(1, 3, size, size, device=next(model.parameters()).device)

@@ -24,7 +24,7 @@ from .._progress import progress_bar
 from .._utils import file_digest, resolve_device
 from ..backbones import Backbone, layer_shapes, make_taps
 from ..data import ImagePathDataset, collate_skipping, image_transform
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from .cache import CacheEntry, CachedFeatures, default_cache_dir
 from .pooling import check_pooling, l2_normalize, pool, pooled_size
 from .precision import autocast, check_precision, prepare_input, prepare_model
@@ -72,6 +72,8 @@ def extract_features(
     check_precision(precision, torch_device)
     if batch_size < 1:
         raise ConfigError(f"--batch-size must be at least 1; got {batch_size}")
+    if not paths:
+        raise DataError("no images to extract features from; pass at least one image path")
 
     with tempfile.TemporaryDirectory(prefix="transferlab-nocache-") as scratch:
         root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
@@ -102,8 +104,16 @@ def _description(backbone: Backbone, layer: str, pooling: str, l2: bool, precisi
             "precision": precision, "transferlab_version": __version__}
 
 
+def _head_size(backbone: Backbone) -> int | None:
+    """Outputs of the loaded network's head (a weights file may have another size than the spec's)."""
+    try:
+        return int(backbone.model.get_submodule(backbone.spec.head).out_features)
+    except AttributeError:
+        return None
+
+
 def _check_memory(backbone: Backbone, layers: list[str], pooling: str, n: int, max_gb: float) -> dict[str, int]:
-    shapes = layer_shapes(backbone.spec, layers)
+    shapes = layer_shapes(backbone.spec, layers, num_classes=_head_size(backbone))
     dims = {layer: pooled_size(shape, pooling) for layer, shape in shapes.items()}
     gigabytes = n * sum(dims.values()) * 4 / 1e9
     if gigabytes > max_gb:
