@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ._utils import atomic_write_bytes
 from .backbones import Backbone, load_backbone, resolve_layer
-from .data import DatasetSplit, load_split
+from .data import DEFAULT_MAX_PIXELS, DatasetSplit, load_split
 from .features import ExtractionResult, SplitFeatures, extract_split
 from .runs import attach_log, detach_log, make_run_dir, write_config
 
@@ -33,11 +33,12 @@ class ExtractionOptions:
     cache_dir: Path | None = None
     use_cache: bool = True
     progress: bool = True
+    max_pixels: int = DEFAULT_MAX_PIXELS
 
     def extraction_kwargs(self) -> dict:
         return {"pooling": self.pooling, "l2": self.l2, "batch_size": self.batch_size, "workers": self.workers,
                 "device": self.device, "precision": self.precision, "cache_dir": self.cache_dir,
-                "use_cache": self.use_cache, "progress": self.progress}
+                "use_cache": self.use_cache, "progress": self.progress, "max_pixels": self.max_pixels}
 
 
 @dataclass
@@ -62,7 +63,7 @@ def features_for(data: Path | str, options: ExtractionOptions, backbone: Backbon
     for layer in layers:  # fail on a bad layer name before scanning the data
         resolve_layer(backbone.spec, layer, backbone.model)
     split = load_split(data, train_per_class=options.train_per_class, test_fraction=options.test_fraction,
-                       seed=options.seed if seed is None else seed)
+                       seed=options.seed if seed is None else seed, max_pixels=options.max_pixels)
     features, extraction = extract_split(split, backbone, layers, **options.extraction_kwargs())
     return DatasetFeatures(None, split, backbone, features, extraction)
 

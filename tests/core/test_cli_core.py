@@ -79,3 +79,17 @@ def test_debug_shows_the_traceback(tmp_path):
 def test_python_dash_m_and_usage_errors():
     proc = subprocess.run([sys.executable, "-m", "transferlab", "extract"], capture_output=True, text=True)
     assert proc.returncode == 2 and "Missing argument" in proc.stderr
+
+
+def test_max_pixels_option_refuses_big_images_and_reports_them(tmp_path, color_dir):
+    from PIL import Image
+
+    Image.new("RGB", (100, 100), (200, 40, 40)).save(color_dir / "red" / "huge.png")  # 10,000 pixels
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["extract", str(color_dir), "-b", "digits_cnn", "-w", "none", "--train-per-class",
+                                 "4", "--out", str(out), "--no-cache", "--workers", "0", "--max-pixels", "2000"])
+    assert result.exit_code == 0, result.output
+    skipped = (out / "skipped.txt").read_text()
+    assert "huge.png" in skipped and "10,000 pixels is more than the limit of 2,000" in skipped
+    with np.load(out / "features.npz") as data:
+        assert len(data["X_train"]) + len(data["X_test"]) == 36

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..classify.probe import DEFAULT_C_GRID
+from ..data import DEFAULT_MAX_PIXELS
 from . import options as opt
 
 console = Console()
@@ -39,6 +40,7 @@ def run(
     precision: opt.Precision = "fp32",
     cache_dir: opt.CacheDir = None,
     no_cache: opt.NoCache = False,
+    max_pixels: opt.MaxPixels = DEFAULT_MAX_PIXELS,
 ) -> None:
     """Extract (cached) features, fit a linear classifier on train, score test once, save everything."""
     from ..classify.run import LinearOptions, parse_C, run_linear
@@ -48,7 +50,7 @@ def run(
         backbone=backbone, weights=weights, layers=[layer] if layer else [], train_per_class=train_per_class,
         test_fraction=test_fraction, seed=seed, preprocess=preprocess, pooling=pooling, l2=l2,
         batch_size=batch_size, workers=workers, device=device, precision=precision, cache_dir=cache_dir,
-        use_cache=not no_cache)
+        use_cache=not no_cache, max_pixels=max_pixels)
     linear = LinearOptions(classifier, parse_C(C), pca, cv_folds, DEFAULT_C_GRID, repeats)
     out = _resolve_out(out, "run")
     metrics = run_linear(data, out, extraction, linear)

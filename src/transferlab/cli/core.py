@@ -11,6 +11,7 @@ from rich.table import Table
 
 from ..backbones import get_spec, graph_nodes, layer_shapes, list_backbones
 from ..features.pooling import pooled_size
+from ..data import DEFAULT_MAX_PIXELS
 from . import options as opt
 
 console = Console()
@@ -68,6 +69,7 @@ def extract(
     precision: opt.Precision = "fp32",
     cache_dir: opt.CacheDir = None,
     no_cache: opt.NoCache = False,
+    max_pixels: opt.MaxPixels = DEFAULT_MAX_PIXELS,
 ) -> None:
     """Extract features of a dataset: OUT/features.npz (X_train, y_train, X_test, y_test, paths, classes)."""
     from ..pipeline import ExtractionOptions, extract_dataset
@@ -76,7 +78,7 @@ def extract(
         backbone=backbone, weights=weights, layers=layer or [], train_per_class=train_per_class,
         test_fraction=test_fraction, seed=seed, preprocess=preprocess, pooling=pooling, l2=l2,
         batch_size=batch_size, workers=workers, device=device, precision=precision, cache_dir=cache_dir,
-        use_cache=not no_cache))
+        use_cache=not no_cache, max_pixels=max_pixels))
     for name, feats in result.features.items():
         console.print(f"[bold]{name}[/]: X_train {feats.X_train.shape}, X_test {feats.X_test.shape}")
     _print_skipped(result.skipped)

@@ -31,3 +31,5 @@ Precision = Annotated[str, typer.Option("--precision", help="fp32, or the fast m
 CacheDir = Annotated[Optional[Path], typer.Option("--cache-dir", help="Feature cache folder "
                                                                       "(default: the user cache directory).")]
 NoCache = Annotated[bool, typer.Option("--no-cache", help="Do not read or write the feature cache.")]
+MaxPixels = Annotated[int, typer.Option("--max-pixels", min=1, help="Refuse images larger than this many pixels "
+                                                                   "(decompression-bomb guard).")]

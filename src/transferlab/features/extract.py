@@ -23,7 +23,7 @@ from .. import __version__
 from .._progress import progress_bar
 from .._utils import file_digest, resolve_device
 from ..backbones import Backbone, layer_shapes, make_taps
-from ..data import ImagePathDataset, collate_skipping, image_transform
+from ..data import DEFAULT_MAX_PIXELS, ImagePathDataset, collate_skipping, image_transform
 from ..errors import ConfigError, DataError
 from .cache import CacheEntry, CachedFeatures, default_cache_dir
 from .pooling import check_pooling, l2_normalize, pool, pooled_size
@@ -61,7 +61,7 @@ def extract_features(
     paths: Sequence[Path | str], backbone: Backbone, layers: Sequence[str], *, pooling: str = "none",
     l2: bool = True, batch_size: int = 32, device: str = "auto", workers: int | None = None,
     precision: str = "fp32", cache_dir: Path | str | None = None, use_cache: bool = True,
-    progress: bool = True, max_feature_gb: float = DEFAULT_MAX_FEATURE_GB,
+    progress: bool = True, max_feature_gb: float = DEFAULT_MAX_FEATURE_GB, max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> ExtractionResult:
     """Extract L2-normalised (by default) feature vectors of ``paths`` at each of ``layers``."""
     start = time.perf_counter()
@@ -86,7 +86,7 @@ def extract_features(
         if todo:  # a full cache hit needs neither the network nor its shapes
             dims = _check_memory(backbone, list(todo), pooling, len(paths), max_feature_gb)
             n_forward = _run_missing_shards(paths, backbone, todo, dims, pooling, l2, batch_size, torch_device,
-                                            workers, precision, progress)
+                                            workers, precision, progress, max_pixels)
         n_shards = math.ceil(len(paths) / SHARD_SIZE)
         loaded = {layer: (e.finalize(n_shards) if layer in todo else e.load()) for layer, e in entries.items()}
 
@@ -132,13 +132,13 @@ def _shard_batches(n: int, missing: list[int], batch_size: int) -> list[list[int
     return batches
 
 
-def _run_missing_shards(paths, backbone, todo: dict[str, CacheEntry], dims: dict[str, int], pooling, l2, batch_size, device,
-                        workers, precision, progress) -> int:
+def _run_missing_shards(paths, backbone, todo: dict[str, CacheEntry], dims: dict[str, int], pooling, l2,
+                        batch_size, device, workers, precision, progress, max_pixels) -> int:
     n = len(paths)
     n_shards = math.ceil(n / SHARD_SIZE)
     missing = [s for s in range(n_shards) if not all(e.has_shard(s) for e in todo.values())]
     batches = _shard_batches(n, missing, batch_size)
-    dataset = ImagePathDataset(paths, transform=image_transform(backbone.preprocessing))
+    dataset = ImagePathDataset(paths, transform=image_transform(backbone.preprocessing), max_pixels=max_pixels)
     workers = default_workers() if workers is None else workers
     loader = DataLoader(dataset, batch_sampler=batches, num_workers=workers, collate_fn=collate_skipping,
                         pin_memory=device.type == "cuda")
