@@ -10,8 +10,9 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-# Under pytest-xdist each worker gets one thread: two workers x two threads on 2 cores thrash.
-torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else max(1, min(2, os.cpu_count() or 1)))
+# One thread per test process: the tests' networks are tiny (one thread is fastest for them), and under
+# pytest-xdist two workers x two threads on 2 cores thrash (measured up to 50x slower on a busy machine).
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

@@ -8,15 +8,6 @@ from explain_helpers import color_batch, tiny_cnn, wrap
 from torch import nn
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny networks run fastest on one thread (and the shared test machines are busy); restored after."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="session")
 def trained():
     """A tiny CNN trained in the test on generated colour data (100 % train accuracy in ~1 s)."""

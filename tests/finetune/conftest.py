@@ -1,19 +1,9 @@
-"""Fixtures of the fine-tuning tests: one torch thread (2 shared cores), tiny generated folders."""
+"""Fixtures of the fine-tuning tests: tiny generated folders (the root conftest pins one torch thread)."""
 
 from __future__ import annotations
 
 import pytest
-import torch
 from tests_helpers import make_color_folder
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny networks run fastest on one thread; two threads on busy shared cores spin-wait (measured ~50x)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture
