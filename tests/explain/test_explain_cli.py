@@ -122,7 +122,7 @@ def test_errors_are_one_line_exit_2(photos, tmp_path, capsys):
         (["explain", "gradcam", str(photos["chelsea"]), *DIGITS, "--layer", "fc2"], "has no spatial extent"),
         (["explain", "gradcam", str(photos["chelsea"]), *DIGITS, "--layer", "nope"], "unknown layer 'nope'"),
         (["explain", "saliency", str(bad / "broken.png"), *DIGITS], "not a readable image"),
-        (["explain", "saliency", str(photos["chelsea"]), *DIGITS, "--out", str(photos["chelsea"].parent / "o")],
+        (["explain", "saliency", str(photos["chelsea"]), "--model", str(bad), "--out", str(bad / "o")],
          "inside the input folder"),
         (["explain", "adversarial", str(photos["chelsea"]), *DIGITS, "--method", "cw"], "unknown attack 'cw'"),
         (["explain", "saliency", str(photos["chelsea"]), "--model", str(tmp_path / "missing")],
@@ -133,7 +133,15 @@ def test_errors_are_one_line_exit_2(photos, tmp_path, capsys):
         code, _, err = run([*args, *out_args], capsys)
         assert code == 2, (args, err)
         assert err.startswith("error: ") and message in err and len(err.strip().splitlines()) == 1, err
-    assert not (photos["chelsea"].parent / "o").exists()
+    assert not (bad / "o").exists()
+
+
+def test_default_output_next_to_an_image_in_the_current_folder(photos, tmp_path, capsys, monkeypatch):
+    """The documented `transferlab explain saliency cat.jpg` works from the image's own folder."""
+    monkeypatch.chdir(photos["chelsea"].parent)
+    code, _, err = run(["explain", "saliency", photos["chelsea"].name, *DIGITS], capsys)
+    assert code == 0, err
+    assert len(list((photos["chelsea"].parent / "runs").glob("explain-saliency-*/saliency.png"))) == 1
 
 
 def test_explain_a_saved_finetuned_model(photos, tmp_path, capsys):

@@ -41,8 +41,9 @@ def _start(command: str, images: list[Path], out, backbone, weights, model, seed
 
     seed_everything(seed)
     dev = resolve_device(device)
-    inputs = tuple(p.expanduser().parent for p in images) + ((model,) if model is not None else ())
-    out = make_run_dir(out, f"explain-{command}", inputs=inputs)
+    # Single images are read-only inputs but their folder (often the current one) is no dataset: only a
+    # saved model folder is protected from being written into.
+    out = make_run_dir(out, f"explain-{command}", inputs=(model,) if model is not None else ())
     if model is not None:
         net = ExplainModel.from_saved_model(model, device=dev)
     else:
