@@ -88,6 +88,19 @@ def test_cli_study_commands(command, extra, files, tiny_digits, shared_cache, tm
     assert "->" in capsys.readouterr().out
 
 
+def test_no_cv_makes_no_choice_on_the_test_split(tiny_digits, shared_cache, tmp_path):
+    """With --no-cv there is no CV accuracy, so no "best" is named (never the best test accuracy)."""
+    from transferlab.studies.base import best_by_cv
+
+    out = tmp_path / "out"
+    assert cli(["study", "layers", str(tiny_digits), *COMMON, "--layers", "pool3,relu_fc2", "--no-heatmap",
+                "--no-cv", "--cache-dir", str(shared_cache), "-o", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["best_layer_by_cv"] is None and summary["best_layer_test_acc"] is None
+    rows = [{"layer": "a", "cv_acc": None, "test_acc": 0.9}, {"layer": "b", "cv_acc": 0.7, "test_acc": 0.5}]
+    assert best_by_cv(rows)["layer"] == "b" and best_by_cv(rows[:1]) is None
+
+
 def test_cli_backbones_and_errors(tiny_digits, shared_cache, tmp_path, capsys):
     args = ["--weights", "none", "--train-per-class", "6", "--cv-folds", "3", "--workers", "0", "--quiet",
             "--cache-dir", str(shared_cache)]

@@ -14,7 +14,7 @@ from ..backbones import get_spec
 from ..classify import LinearOptions
 from ..errors import ConfigError
 from ..pipeline import ExtractionOptions
-from .base import ProbeStudy
+from .base import ProbeStudy, best_by_cv
 from .figures import plot_bars
 from .probe import drop_private, effective_pooling, extraction_metrics, probe_metrics
 from .runner import Condition
@@ -54,5 +54,6 @@ class BackbonesStudy(ProbeStudy):
                           second="feature_size", second_label="feature size")]
 
     def summary(self, rows: list[dict[str, Any]], out: Path) -> dict[str, Any]:
-        best = max(rows, key=lambda r: r["cv_acc"] if r["cv_acc"] is not None else r["test_acc"])
-        return {"best_backbone_by_cv": best["backbone"], "best_test_acc": best["test_acc"]}
+        best = best_by_cv(rows)
+        return {"best_backbone_by_cv": best["backbone"] if best else None,
+                "best_test_acc": best["test_acc"] if best else None}

@@ -45,3 +45,11 @@ class ProbeStudy(Study):
 
         options = self.source.options([layer], effective_pooling(backbone, layer, self.extraction.pooling))
         return backbone, layer, options, self.source.get(options, backbone)
+
+
+def best_by_cv(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The row with the highest CV accuracy (on the training split), or None when no row has one
+    (``--no-cv``): the test split is never used to choose."""
+    scored = [r for r in rows if r.get("cv_acc") is not None]
+    return max(scored, key=lambda r: r["cv_acc"]) if scored else None
+

@@ -22,7 +22,7 @@ from ..classify import CLASSIFIERS, LinearOptions
 from ..classify.probe import cv_folds, fit_classifier
 from ..errors import ConfigError, did_you_mean
 from ..pipeline import ExtractionOptions
-from .base import ProbeStudy
+from .base import ProbeStudy, best_by_cv
 from .figures import plot_bars
 from .probe import accuracy, drop_private, probe_metrics, shape_metrics
 from .runner import Condition
@@ -90,6 +90,5 @@ class HeadsStudy(ProbeStudy):
                           second_label="fit time (s)")]
 
     def summary(self, rows: list[dict[str, Any]], out: Path) -> dict[str, Any]:
-        scored = [r for r in rows if r["cv_acc"] is not None] or rows
-        best = max(scored, key=lambda r: r["cv_acc"] if r["cv_acc"] is not None else r["test_acc"])
-        return {"best_head_by_cv": best["head"], "best_test_acc": best["test_acc"]}
+        best = best_by_cv(rows)
+        return {"best_head_by_cv": best["head"] if best else None, "best_test_acc": best["test_acc"] if best else None}

@@ -22,7 +22,7 @@ from ..errors import ConfigError
 from ..pipeline import ExtractionOptions
 from ..report.plots import save_figure
 from .grid import GridAxes, grid_axes, grid_backbone
-from .base import ProbeStudy
+from .base import ProbeStudy, best_by_cv
 from .probe import drop_private, extraction_metrics, probe_metrics
 from .runner import Condition
 
@@ -109,13 +109,13 @@ class LayersStudy(ProbeStudy):
 
     def summary(self, rows: list[dict[str, Any]], out: Path) -> dict[str, Any]:
         depth = [r for r in rows if r["part"] == "depth"]
-        best = max(depth, key=lambda r: (r["cv_acc"] if r["cv_acc"] is not None else r["test_acc"]))
-        summary = {"backbone": self.backbone.name, "best_layer_by_cv": best["layer"],
-                   "best_layer_test_acc": best["test_acc"], "max_rss_mb": max(r["max_rss_mb"] for r in rows),
+        best = best_by_cv(depth)
+        summary = {"backbone": self.backbone.name, "best_layer_by_cv": best["layer"] if best else None,
+                   "best_layer_test_acc": best["test_acc"] if best else None,
+                   "max_rss_mb": max(r["max_rss_mb"] for r in rows),
                    "peak_traced_mb": max(r["peak_traced_mb"] for r in rows)}
-        cells = [r for r in rows if r["part"] == "heatmap"]
-        if cells:
-            top = max(cells, key=lambda r: r["cv_acc"] if r["cv_acc"] is not None else r["test_acc"])
+        top = best_by_cv([r for r in rows if r["part"] == "heatmap"])
+        if top:
             summary["best_cell_by_cv"] = {"conv_cut": top["conv_cut"], "classifier_cut": top["classifier_cut"],
                                           "test_acc": top["test_acc"]}
         return summary

@@ -15,7 +15,7 @@ from ..classify import LinearOptions
 from ..classify.probe import cv_folds
 from ..errors import ConfigError
 from ..pipeline import ExtractionOptions
-from .base import ProbeStudy
+from .base import ProbeStudy, best_by_cv
 from .figures import plot_sweep
 from .probe import drop_private, probe_metrics
 from .runner import Condition
@@ -68,6 +68,5 @@ class PCAStudy(ProbeStudy):
                            "components")]
 
     def summary(self, rows: list[dict[str, Any]], out: Path) -> dict[str, Any]:
-        scored = [r for r in rows if r["cv_acc"] is not None]
-        best = max(scored, key=lambda r: r["cv_acc"]) if scored else None
+        best = best_by_cv(rows)
         return {"best_pca_by_cv": best["pca"] if best else None, "best_test_acc": best["test_acc"] if best else None}
