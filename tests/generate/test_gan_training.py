@@ -54,6 +54,11 @@ def test_resume_refuses_changed_options_and_overwrite(small_digits, tmp_path):
         train_gan(small_digits, GanConfig(epochs=2, **{**TINY, "nz": 32}), tmp_path / "r", resume=True)
     with pytest.raises(TrainingError, match="no checkpoint at"):
         train_gan(small_digits, GanConfig(epochs=2, **TINY), tmp_path / "none", resume=True)
+    from transferlab.generate import load_gan_data
+
+    other = load_gan_data("digits", max_images=320, seed=0)  # an epoch would mean other data
+    with pytest.raises(TrainingError, match="cannot resume .*data was .*'images': 160.*'images': 320"):
+        train_gan(other, GanConfig(epochs=2, **TINY), tmp_path / "r", resume=True)
 
 
 def test_nan_stops_with_clear_message(small_digits, tmp_path):

@@ -35,7 +35,7 @@ from .models import MODELS, build_pair, generate, save_generator
 CHECKPOINT = "checkpoint.pt"
 # Options that change the networks or what an epoch computes: a resumed run must keep them.
 _FIXED_ON_RESUME = ("model", "nz", "ngf", "ndf", "channels", "classes", "lr_g", "lr_d", "beta1", "batch_size",
-                    "g_loss", "init", "d_steps", "seed", "max_batches")
+                    "g_loss", "init", "d_steps", "seed", "max_batches", "data")
 
 
 @dataclass
@@ -118,7 +118,7 @@ def train_gan(data: GanData, config: GanConfig, out: Path | str, *, resume: bool
     (out / "samples").mkdir(exist_ok=True)
     classes = len(data.classes)
     device = resolve_device(config.device)
-    resolved = {**asdict(config), "channels": data.channels, "classes": classes}
+    resolved = {**asdict(config), "channels": data.channels, "classes": classes, "data": data.describe()}
     ckpt_path = out / CHECKPOINT
 
     seed_everything(config.seed)
@@ -147,7 +147,7 @@ def train_gan(data: GanData, config: GanConfig, out: Path | str, *, resume: bool
     elif ckpt_path.exists():
         raise TrainingError(f"{out} already holds a GAN checkpoint; pass --resume to continue it or choose "
                             "another --out")
-    write_config(out, {"command": "gan train", "data": data.describe(), **resolved})
+    write_config(out, {"command": "gan train", **resolved})
 
     eval_z, eval_labels = eval_inputs(config, config.nz, classes)
     loader_kwargs = dict(batch_size=config.batch_size, shuffle=True, drop_last=len(data) >= config.batch_size,
