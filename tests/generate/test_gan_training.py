@@ -95,3 +95,10 @@ def test_conditional_gan_samples_are_recognised(digits_gan, tmp_path):
     assert metrics["chance"] == pytest.approx(0.1)
     # Each class row of the fixed-noise grid exists (10 rows x 8 columns).
     assert (run.out / "samples" / "epoch_004.png").exists()
+
+
+def test_study_nz_variants_are_relative_to_the_baseline_nz():
+    from transferlab.generate import study_variants
+
+    names = [name for name, _ in study_variants(("baseline", "nz"), (2, 10, 100, 1000), base_nz=10)]
+    assert names == ["baseline", "nz=2", "nz=100", "nz=1000"]  # nz=10 is the baseline itself

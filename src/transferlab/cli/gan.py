@@ -176,7 +176,7 @@ def study_gan(
     batch_size: opt.BatchSize = 128,
     groups: Annotated[str, typer.Option("--groups", help="Comma-separated: baseline,init,loss,nz,imbalance,"
                                                          "conditional.")] = "baseline,init,loss,nz,imbalance,conditional",
-    nz_values: Annotated[str, typer.Option("--nz-values", help="Latent sizes besides the baseline's 100.")] = "2,10,1000",
+    nz_values: Annotated[str, typer.Option("--nz-values", help="Latent sizes to compare with the baseline's --nz.")] = "2,10,1000",
     imbalance: Annotated[str, typer.Option("--imbalance", help="ngf:ndf pairs (the report: 256:8,8:256).")] = "256:8,8:256",
     nz: Nz = 100,
     ngf: Ngf = 32,

@@ -38,8 +38,9 @@ class GanStudy:
 
 
 def study_variants(groups: Sequence[str] = GROUPS, nz_values: Sequence[int] = (2, 10, 1000),
-                   imbalance: Sequence[tuple[int, int]] = ((256, 8), (8, 256))) -> list[tuple[str, dict[str, Any]]]:
-    """``[(name, overrides of GanConfig)]`` for the requested groups (the baseline is always first)."""
+                   imbalance: Sequence[tuple[int, int]] = ((256, 8), (8, 256)), base_nz: int = 100
+                   ) -> list[tuple[str, dict[str, Any]]]:
+    """``[(name, overrides of GanConfig)]`` for the requested groups (the baseline, with ``base_nz``, first)."""
     unknown = [g for g in groups if g not in GROUPS]
     if unknown:
         raise ConfigError(f"unknown study group(s) {', '.join(unknown)}; expected some of {', '.join(GROUPS)}")
@@ -49,7 +50,7 @@ def study_variants(groups: Sequence[str] = GROUPS, nz_values: Sequence[int] = (2
     if "loss" in groups:
         variants.append(("loss=minimax", {"g_loss": "minimax"}))
     if "nz" in groups:
-        variants += [(f"nz={nz}", {"nz": int(nz)}) for nz in nz_values if int(nz) != 100]
+        variants += [(f"nz={nz}", {"nz": int(nz)}) for nz in nz_values if int(nz) != base_nz]
     if "imbalance" in groups:
         variants += [(f"ngf={g},ndf={d}", {"ngf": int(g), "ndf": int(d)}) for g, d in imbalance]
     if "conditional" in groups:
@@ -108,7 +109,7 @@ def run_gan_study(data: GanData, out: Path | str, base: GanConfig | None = None,
     """Train every variant on ``data``, score each with one judge and write the tables and figures."""
     base = (base or GanConfig()).validate()
     out = Path(out)
-    variants = study_variants(groups, nz_values, imbalance)
+    variants = study_variants(groups, nz_values, imbalance, base_nz=base.nz)
     if len(data.classes) < 2 and any(o.get("model") == "conditional" for _, o in variants):
         raise ConfigError(f"{data.name} has one class: drop 'conditional' from --groups or use labelled data")
     write_config(out, {"command": "study gan", "data": data.describe(), "base": dataclasses.asdict(base),
