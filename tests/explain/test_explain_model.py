@@ -65,3 +65,11 @@ def test_saved_linear_model_at_an_early_layer_refuses_later_layers(tmp_path):
     with pytest.raises(ConfigError, match="relu5 are not computed"):
         PerceptualDistance(model, ["relu5"]).compare(pixels[0], pixels[0])
     assert GradCAM(model, "relu1").attribute(pixels).maps.shape == (1, 32, 32)
+
+
+def test_a_cut_point_that_is_not_a_module_gets_its_own_message():
+
+    model = ExplainModel.from_backbone("resnet18", "none")
+    with pytest.raises(ConfigError, match=r"cut point 'pre_logits' of resnet18 is the graph node 'flatten', a "
+                                          r"function rather than a module.*layer4, avgpool, logits"):
+        GradCAM(model, "pre_logits")

@@ -206,6 +206,12 @@ def _module_resolver(model: nn.Module, spec: BackboneSpec) -> Callable[[str], nn
         path = spec.cut_points.get(layer, layer)
         if path in modules and path != "":
             return modules[path]
+        if layer in spec.cut_points:
+            hookable = [name for name, node in spec.cut_points.items() if node in modules]
+            raise ConfigError(
+                f"cut point {layer!r} of {spec.name} is the graph node {path!r}, a function rather than a module, "
+                f"so it cannot be hooked; use a module layer such as {', '.join(hookable[-3:]) or spec.gradcam_layer}"
+            )
         choices = list(spec.cut_points) + [n for n in modules if n]
         raise ConfigError(
             f"unknown layer {layer!r} for {spec.name}; expected a cut point ({', '.join(spec.cut_points)}) or a "
