@@ -148,3 +148,8 @@ def test_single_class_and_mismatched_class_sets(tmp_path):
     make_color_folder(tmp_path / "two" / "test", classes=("red", "blue"), per_class=2)
     with pytest.raises(DataError, match=r"only in train: \['green'\]; only in test: \['blue'\]"):
         load_split(tmp_path / "two")
+
+
+def test_a_missing_image_says_so(tmp_path):
+    with pytest.raises(ImageDecodeError, match="missing.png: no such file; check the path"):
+        load_rgb(tmp_path / "missing.png")

@@ -28,6 +28,8 @@ class ImageDecodeError(DataError):
 def check_image_header(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int, str]:
     """Open only the header: return (width, height, mode) or raise :class:`ImageDecodeError`."""
     path = Path(path)
+    if not path.is_file():
+        raise ImageDecodeError(f"{path}: no such file; check the path")
     try:
         if path.stat().st_size == 0:
             raise ImageDecodeError(f"{path}: empty file (0 bytes)")

@@ -88,7 +88,7 @@ class _Attack(ABC):
 
     def __init__(self, model: ExplainModel, eps: float | None) -> None:
         if eps is not None and not 0 < eps <= 1:
-            raise ConfigError(f"eps is an L-inf budget in [0, 1] pixel units (8/255 = 0.031 is usual); got {eps}")
+            raise ConfigError(f"eps is an L-inf budget in (0, 1] pixel units (8/255 = 0.031 is usual); got {eps}")
         self.model, self.eps = model, eps
 
     def attack(self, pixels: torch.Tensor, target: Target | str | int | None = None,
