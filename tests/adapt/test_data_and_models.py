@@ -101,3 +101,16 @@ def test_named_digits_pair_is_written_as_image_folders(tmp_path):
     x_src, x_tgt = data.source_train[0][0], data.target_train[0][0]
     assert x_src.shape == x_tgt.shape == (3, 16, 16)
     assert torch.equal(x_src[0], x_src[2]) and not torch.equal(x_tgt[0], x_tgt[2])  # gray vs colour
+
+
+def test_digits_domain_data_seed_draws_the_split_and_zero_is_the_benchmark_split():
+    from transferlab.adapt import digits_domain_data, digits_domains
+
+    _, pre, _ = build_dann("ganin", 10, input_size=16)
+    zero, one = digits_domain_data(pre, 16), digits_domain_data(pre, 16, seed=1)
+    assert [len(d) for d in (zero.source_train, zero.target_test)] == [1257, 540]
+    assert [len(d) for d in (one.source_train, one.target_test)] == [1257, 540]
+    # seed 0 is the split of the named folders (digits_domains' default); another seed is another split
+    assert torch.equal(zero.source_train.y, torch.from_numpy(digits_domains(size=16)["digits"]["y_train"]))
+    assert not torch.equal(zero.source_train.x, one.source_train.x)
+    assert torch.equal(one.source_train.y, one.target_train.y)  # both domains still share the split
