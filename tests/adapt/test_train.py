@@ -57,8 +57,19 @@ def test_history_columns_and_lambda_schedule(small_task):
 
 
 def test_source_only_never_moves_the_features_with_the_domain_loss(small_task):
-    result = _run(small_task, "source-only", epochs=1, batch_size=30)
-    assert result.history.rows[0]["lambda"] == 0.0
+    # One real source-only step (30 source + 30 target images); the GRL starts at lambda 1, so the loop itself
+    # must zero it. What the GRL sends back to the features is exactly the domain loss's share of their gradient.
+    data = DomainData(small_task.classes, *(TensorItems(d.x[:30], d.y[:30]) for d in (
+        small_task.source_train, small_task.source_test, small_task.target_train, small_task.target_test)))
+    model, _, _ = build_dann("ganin", 10, seed=0)
+    model.set_lambda(1.0)
+    seen = []
+    model.grl.register_full_backward_hook(lambda m, grad_in, grad_out: seen.append((grad_in[0], grad_out[0])))
+    result = train_adaptation(model, data, AdaptConfig(method="source-only", epochs=1, batch_size=30))
+    assert len(seen) == 1 and result.history.rows[0]["lambda"] == 0.0
+    to_features, from_domain_head = seen[0]
+    assert from_domain_head.abs().sum() > 0  # the domain head (the probe) is trained by the domain loss...
+    assert torch.equal(to_features, torch.zeros_like(to_features))  # ...but none of it reaches the features
 
 
 def test_resume_repeats_an_uninterrupted_run(small_task, tmp_path):
