@@ -7,7 +7,8 @@ import torch
 
 from transferlab.adapt import (AdaptConfig, DomainData, PseudoLabels, TensorItems, build_dann,
                                select_pseudo_labels, train_adaptation)
-from transferlab.errors import ConfigError, TrainingError
+from transferlab.data import ImagePathDataset
+from transferlab.errors import ConfigError, DataError, TrainingError
 from transferlab.training import History
 
 
@@ -111,6 +112,16 @@ def test_nan_loss_stops_training(small_task):
                       small_task.target_test)
     with pytest.raises(TrainingError, match="dann loss became nan \\(epoch 1, step 1\\)"):
         _run(data, "dann", epochs=1, batch_size=30)
+
+
+def test_no_decodable_target_image_is_a_data_error(small_task, tmp_path):
+    for name in ("a.png", "b.png"):
+        (tmp_path / name).write_bytes(b"not an image")
+    unreadable = ImagePathDataset([tmp_path / "a.png", tmp_path / "b.png"])
+    data = DomainData(small_task.classes, small_task.source_train, small_task.source_test, unreadable,
+                      small_task.target_test)
+    with pytest.raises(DataError, match="none of the 2 target training images could be decoded"):
+        _run(data, "dann", epochs=1, batch_size=60)  # looped forever before
 
 
 @pytest.mark.parametrize("options, match", [

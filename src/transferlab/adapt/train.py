@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from .._utils import write_json
 from ..data import collate_skipping
-from ..errors import ConfigError, TrainingError
+from ..errors import ConfigError, DataError, TrainingError
 from ..training import (History, capture_rng_state, check_finite, load_checkpoint, restore_rng_state,
                         save_checkpoint)
 from .data import DomainData
@@ -133,13 +133,21 @@ def _loader(dataset: Dataset, batch_size: int, shuffle: bool, seed: int, workers
                       collate_fn=collate_skipping, drop_last=drop_last and len(dataset) > batch_size)
 
 
-def _cycle(make: Callable[[int], DataLoader]):
-    """Endless batches (x, y) from loaders rebuilt with a new seed at each pass."""
+def _cycle(make: Callable[[int], DataLoader], what: str):
+    """Endless batches (x, y) from loaders rebuilt with a new seed at each pass.
+
+    A pass that yields no batch (no image of ``what`` could be decoded) would loop forever: DataError.
+    """
     turn = 0
     while True:
-        for x, y, _, _ in make(turn):
+        loader, produced = make(turn), False
+        for x, y, _, _ in loader:
             if x is not None:
+                produced = True
                 yield x, y
+        if not produced:
+            raise DataError(f"none of the {len(loader.dataset)} {what} could be decoded, so there is no batch "
+                            "to train on; check the target folder (unreadable images are skipped)")
         turn += 1
 
 
@@ -215,7 +223,8 @@ def train_adaptation(model: DANN, data: DomainData, config: AdaptConfig, *, out:
         t0 = time.perf_counter()
         # every epoch's batches depend on (seed, epoch) only, so a resumed run repeats an uninterrupted one
         target_iter = _cycle(lambda turn: _loader(data.target_train, config.batch_size, True,
-                                                  config.seed * 7919 + 104729 * epoch + turn, workers, True))
+                                                  config.seed * 7919 + 104729 * epoch + turn, workers, True),
+                             "target training images")
         round_ = config.pseudo_round(epoch)
         if round_ is not None and (epoch - config.epochs) % config.pl_epochs == 0:
             pseudo = select_pseudo_labels(model, data.target_train, config.threshold(round_), config.batch_size,
@@ -223,7 +232,8 @@ def train_adaptation(model: DANN, data: DomainData, config: AdaptConfig, *, out:
         pseudo_iter = None
         if round_ is not None and len(pseudo):
             pseudo_iter = _cycle(lambda turn: _loader(pseudo.dataset(data.target_train), config.batch_size, True,
-                                                      config.seed * 31 + 1009 * epoch + turn, workers, True))
+                                                      config.seed * 31 + 1009 * epoch + turn, workers, True),
+                                 "pseudo-labelled target images")
         sums = {"class": 0.0, "domain": 0.0, "pseudo": 0.0}
         model.train()
         lam = 0.0
