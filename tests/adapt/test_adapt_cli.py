@@ -59,6 +59,28 @@ def test_adapt_registry_backbone_on_folders(colour_domains, tmp_path, capsys):
     assert json.loads((out / "config.json").read_text())["layer"] == "relu_fc2"
 
 
+def test_adapt_resume_refuses_other_source_target_or_split_and_keeps_config(colour_domains, tmp_path, capsys):
+    src, tgt = colour_domains
+    out = tmp_path / "run"
+
+    def adapt(source, target, epochs, *extra):
+        return _cli(["adapt", "-s", str(source), "-t", str(target), "--epochs", str(epochs), "--batch-size", "8",
+                     "--device", "cpu", "--out", str(out), *extra], capsys)
+
+    code, text = adapt(src, tgt, 1)
+    assert code in (0, None), text
+    config = (out / "config.json").read_text()
+    code, text = adapt(tgt, src, 2, "--resume")
+    assert code == 2 and "data.source: checkpoint" in text and "data.target: checkpoint" in text, text
+    code, text = adapt(src, tgt, 2, "--test-fraction", "0.5", "--resume")
+    assert code == 2 and "data.test_fraction: checkpoint 0.3, now 0.5" in text, text
+    assert "data.source_train images" in text  # trained-on images would have moved into the test set
+    code, text = adapt(src, tgt, 2, "--resume")
+    assert code in (0, None), text
+    assert [r["epoch"] for r in History.from_csv(out / "history.csv").rows] == [1, 2]
+    assert (out / "config.json").read_text() == config  # the first run's, never rewritten on resume
+
+
 @pytest.mark.parametrize("extra, match", [
     (["--method", "mmd"], "unknown --method 'mmd'"),
     (["--source", "mnistm"], "neither a dataset name .*Did you mean: mnist-m"),

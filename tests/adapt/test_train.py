@@ -106,6 +106,28 @@ def test_resume_with_other_options_is_refused(small_task, tmp_path):
         train_adaptation(model, small_task, AdaptConfig(method="dann", epochs=1), out=tmp_path / "new", resume=True)
 
 
+def test_resume_with_other_data_is_refused_naming_what_changed(small_task, tmp_path):
+    def task(target_train, **info):
+        return DomainData(small_task.classes, small_task.source_train, small_task.source_test, target_train,
+                          small_task.target_test, True, {"source": "digits", "target": "digits-m", **info})
+
+    first = task(small_task.target_train)
+    model, _, _ = build_dann("ganin", 10)
+    train_adaptation(model, first, AdaptConfig(method="dann", epochs=1, batch_size=60), out=tmp_path)
+    other_images = TensorItems(small_task.target_train.x.flip(0), small_task.target_train.y.flip(0))
+    for data, match in [(task(other_images), "data.target_train images: checkpoint '[0-9a-f]+', now '[0-9a-f]+'"),
+                        (task(small_task.target_train, target="mnist-m"),
+                         "data.target: checkpoint 'digits-m', now 'mnist-m'"),
+                        (task(small_task.target_train, test_fraction=0.5), "data.test_fraction: checkpoint None, now 0.5")]:
+        with pytest.raises(TrainingError, match=match):
+            train_adaptation(model, data, AdaptConfig(method="dann", epochs=2, batch_size=60), out=tmp_path,
+                             resume=True)
+    same = TensorItems(small_task.target_train.x.clone(), small_task.target_train.y.clone())
+    resumed = train_adaptation(model, task(same), AdaptConfig(method="dann", epochs=2, batch_size=60), out=tmp_path,
+                               resume=True)
+    assert [r["epoch"] for r in resumed.history.rows] == [1, 2]  # equal tensors (a copy) are the same data
+
+
 def test_nan_loss_stops_training(small_task):
     bad = TensorItems(torch.full_like(small_task.source_train.x, float("nan")), small_task.source_train.y)
     data = DomainData(small_task.classes, bad, small_task.source_test, small_task.target_train,

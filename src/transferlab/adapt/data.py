@@ -7,6 +7,7 @@ function, :func:`~transferlab.data.collate_skipping`, for in-memory tensors and 
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -15,7 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .._utils import write_json
+from .._utils import text_digest, write_json
 from ..backbones import Preprocessing
 from ..data import ImagePathDataset, image_transform, load_split, scan_images
 from ..errors import DataError, did_you_mean
@@ -49,6 +50,38 @@ class DomainData:
     target_test: Dataset
     target_labelled: bool = True
     info: dict = field(default_factory=dict)
+
+    def fingerprint(self) -> dict:
+        """What a resumed run must find again (JSON-able): the source and target (names, or resolved folders),
+        the test fraction when a split used it, the classes, and a digest of each of the four splits."""
+        def identity(key: str) -> str | None:  # a folder resolved (the same folder from another cwd), or a name
+            value = self.info.get(key)
+            if value is None or self.info.get("in_memory") or not Path(value).expanduser().is_dir():
+                return value
+            return str(Path(value).expanduser().resolve())
+
+        return {"source": identity("source"), "target": identity("target"),
+                "test_fraction": self.info.get("test_fraction"), "classes": list(self.classes),
+                "target_labelled": self.target_labelled,
+                **{name: dataset_digest(getattr(self, name))
+                   for name in ("source_train", "source_test", "target_train", "target_test")}}
+
+
+def dataset_digest(dataset: Dataset) -> str:
+    """A digest of what ``dataset`` holds, in order: the bytes of in-memory tensors and labels
+    (:class:`TensorItems`), the resolved file paths and labels of image files (``ImagePathDataset``,
+    file contents are not read), or for other datasets only their type and length."""
+    h = hashlib.blake2b(digest_size=16)
+    if isinstance(dataset, TensorItems):
+        for tensor in (dataset.x, dataset.y):
+            t = tensor.detach().cpu().contiguous()
+            h.update(f"{t.dtype}{tuple(t.shape)}".encode())
+            h.update(memoryview(t.reshape(-1).view(torch.uint8).numpy()))
+    elif isinstance(dataset, ImagePathDataset):
+        h.update(text_digest([str(p.expanduser().resolve()) for p in dataset.paths], list(dataset.labels)).encode())
+    else:
+        h.update(f"{type(dataset).__module__}.{type(dataset).__qualname__}:{len(dataset)}".encode())
+    return h.hexdigest()
 
 
 def arrays_to_tensor(images: np.ndarray, pre: Preprocessing) -> torch.Tensor:
@@ -161,7 +194,7 @@ def load_domain_folders(source: Path, target: Path, pre: Preprocessing, *, test_
     transform = image_transform(pre)
     src = load_split(source, train_per_class=None, test_fraction=test_fraction, seed=seed)
     info = {"source": str(source), "target": str(target), "source_layout": src.layout,
-            "skipped": len(src.skipped)}
+            "skipped": len(src.skipped), "test_fraction": None}
 
     def dataset(samples) -> ImagePathDataset:
         return ImagePathDataset([s.path for s in samples], [s.label for s in samples], transform)
@@ -175,6 +208,8 @@ def load_domain_folders(source: Path, target: Path, pre: Preprocessing, *, test_
                             "classes in both domains: rename or remove class folders (or give the target as a "
                             "folder of unlabelled images)")
         info.update(target_layout=tgt.layout, skipped=len(src.skipped) + len(tgt.skipped))
+        if src.layout != "train/test" or tgt.layout != "train/test":
+            info["test_fraction"] = test_fraction  # it drew a split (ignored where a folder has train/ and test/)
         return DomainData(src.classes, dataset(src.train), dataset(src.test), dataset(tgt.train),
                           dataset(tgt.test), True, info)
     paths, skipped = scan_images(target)
@@ -182,9 +217,10 @@ def load_domain_folders(source: Path, target: Path, pre: Preprocessing, *, test_
         raise DataError(f"target folder {target} holds no usable image ({len(skipped)} files skipped); expected "
                         "class sub-folders or unlabelled images")
     unlabelled = ImagePathDataset(paths, None, transform)
-    info.update(target_layout="unlabelled images", skipped=len(src.skipped) + len(skipped))
+    info.update(target_layout="unlabelled images", skipped=len(src.skipped) + len(skipped),
+                test_fraction=test_fraction if src.layout != "train/test" else None)
     return DomainData(src.classes, dataset(src.train), dataset(src.test), unlabelled, unlabelled, False, info)
 
 
 __all__ = ["DIGIT_CLASSES", "NAMED_DOMAINS", "DomainData", "TensorItems", "arrays_to_tensor", "default_data_root",
-           "digits_domain_data", "load_domain_folders", "prepare_named", "resolve_domain"]
+           "dataset_digest", "digits_domain_data", "load_domain_folders", "prepare_named", "resolve_domain"]

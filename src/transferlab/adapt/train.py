@@ -176,10 +176,33 @@ def evaluate_domain(model: DANN, dataset: Dataset, domain: int, batch_size: int,
             "domain_acc": dom_correct / n, "domain_loss": dom_loss / n}
 
 
-def _config_key(config: AdaptConfig, extra: dict) -> dict:
+def _config_key(config: AdaptConfig, extra: dict, data: DomainData) -> dict:
+    """What a resumed run must keep: the options (but ``epochs``), the model description and the data
+    (source and target, test fraction, and a digest of every split: see :meth:`DomainData.fingerprint`)."""
     key = asdict(config)
     key.pop("epochs")  # more epochs may be asked for on resume
-    return {**key, **extra}
+    return {**key, **extra, "data": data.fingerprint()}
+
+
+def _key_changes(saved: dict | None, now: dict, prefix: str = "") -> list[str]:
+    """``name: checkpoint X, now Y`` for every entry of ``now`` and ``saved`` that differs (nested dicts flattened)."""
+    saved = saved if isinstance(saved, dict) else {}
+    changes = []
+    for name in list(now) + [k for k in saved if k not in now]:
+        old, new = saved.get(name, "<not recorded>"), now.get(name, "<not recorded>")
+        if isinstance(old, dict) and isinstance(new, dict):
+            changes += _key_changes(old, new, f"{prefix}{name}.")
+        elif old != new:
+            what = f"{prefix}{name}"
+            if what.startswith("data.") and what.endswith(("_train", "_test")):
+                what += " images"
+            changes.append(f"{what}: checkpoint {_short(old)}, now {_short(new)}")
+    return changes
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def train_adaptation(model: DANN, data: DomainData, config: AdaptConfig, *, out: Path | str | None = None,
@@ -199,7 +222,7 @@ def train_adaptation(model: DANN, data: DomainData, config: AdaptConfig, *, out:
     else:
         optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     out = Path(out) if out is not None else None
-    key = _config_key(config, describe or {})
+    key = _config_key(config, describe or {}, data) if out is not None else None
     history, start, pseudo = History(), 0, PseudoLabels.empty()
     ckpt_path = out / CHECKPOINT if out is not None else None
     if resume:
@@ -207,8 +230,10 @@ def train_adaptation(model: DANN, data: DomainData, config: AdaptConfig, *, out:
             raise ConfigError("--resume needs the output folder of the run to continue (--out)")
         state = load_checkpoint(ckpt_path)
         if state.get("config") != key:
-            raise TrainingError(f"checkpoint {ckpt_path} was written with other options ({state.get('config')}); "
-                                "resume with the same options or start a new --out folder")
+            changes = "; ".join(_key_changes(state.get("config"), key))
+            raise TrainingError(f"checkpoint {ckpt_path} was written with other options or data ({changes}); "
+                                "resume with the same options, source, target and split, or start a new --out "
+                                "folder")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         restore_rng_state(state["rng"])

@@ -87,9 +87,10 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         input_size = size if backbone == "ganin" else 28
         model, pre, describe = build_dann(backbone, len(data.classes), weights=weights, layer=layer,
                                           input_size=input_size, reverse=method != "dann-no-grl", seed=seed)
-        write_config(run, {"command": "adapt", "source": str(src), "target": str(tgt), **config.__dict__,
-                           "learning_rate": config.learning_rate, **describe, "preprocessing": pre.as_dict(),
-                           "device": str(dev), "data": data.info})
+        if not resume:  # a resumed run keeps the config.json of the run it continues (the checkpoint checks it)
+            write_config(run, {"command": "adapt", "source": str(src), "target": str(tgt), **config.__dict__,
+                               "learning_rate": config.learning_rate, **describe, "preprocessing": pre.as_dict(),
+                               "device": str(dev), "data": data.info})
         log = attach_log(run)
         console = Console()
         with Progress(console=console, transient=True) as bar:
