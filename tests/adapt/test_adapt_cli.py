@@ -59,7 +59,7 @@ def test_adapt_registry_backbone_on_folders(colour_domains, tmp_path, capsys):
     assert json.loads((out / "config.json").read_text())["layer"] == "relu_fc2"
 
 
-def test_adapt_resume_refuses_other_source_target_or_split_and_keeps_config(colour_domains, tmp_path, capsys):
+def test_adapt_refuses_overwrite_and_resume_with_other_data_and_keeps_config(colour_domains, tmp_path, capsys):
     src, tgt = colour_domains
     out = tmp_path / "run"
 
@@ -70,6 +70,9 @@ def test_adapt_resume_refuses_other_source_target_or_split_and_keeps_config(colo
     code, text = adapt(src, tgt, 1)
     assert code in (0, None), text
     config = (out / "config.json").read_text()
+    code, text = adapt(src, tgt, 1, "--seed", "3")  # a new run into the same --out, without --resume
+    assert code == 2 and "already holds an adaptation run (checkpoint.pt); pass --resume" in text, text
+    assert (out / "config.json").read_text() == config
     code, text = adapt(tgt, src, 2, "--resume")
     assert code == 2 and "data.source: checkpoint" in text and "data.target: checkpoint" in text, text
     code, text = adapt(src, tgt, 2, "--test-fraction", "0.5", "--resume")

@@ -106,6 +106,15 @@ def test_resume_with_other_options_is_refused(small_task, tmp_path):
         train_adaptation(model, small_task, AdaptConfig(method="dann", epochs=1), out=tmp_path / "new", resume=True)
 
 
+def test_a_new_run_never_overwrites_one_in_the_same_folder(small_task, tmp_path):
+    model, _, _ = build_dann("ganin", 10)
+    train_adaptation(model, small_task, AdaptConfig(method="dann", epochs=1, batch_size=60), out=tmp_path)
+    before = (tmp_path / "checkpoint.pt").read_bytes()
+    with pytest.raises(TrainingError, match=r"already holds an adaptation run \(checkpoint.pt\); pass --resume"):
+        train_adaptation(model, small_task, AdaptConfig(method="source-only", epochs=1, batch_size=60), out=tmp_path)
+    assert (tmp_path / "checkpoint.pt").read_bytes() == before
+
+
 def test_resume_with_other_data_is_refused_naming_what_changed(small_task, tmp_path):
     def task(target_train, **info):
         return DomainData(small_task.classes, small_task.source_train, small_task.source_test, target_train,

@@ -205,6 +205,13 @@ def _short(value) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+def check_run_folder(out: Path | str | None, resume: bool) -> None:
+    """Refuse to start a new run over one already in ``out`` (its checkpoint would be overwritten)."""
+    if out is not None and not resume and (Path(out) / CHECKPOINT).exists():
+        raise TrainingError(f"{out} already holds an adaptation run ({CHECKPOINT}); pass --resume to continue it "
+                            "or choose another --out")
+
+
 def train_adaptation(model: DANN, data: DomainData, config: AdaptConfig, *, out: Path | str | None = None,
                      resume: bool = False, device: torch.device | str = "cpu", workers: int = 0,
                      describe: dict | None = None, on_epoch: Callable[[dict], None] | None = None) -> AdaptResult:
@@ -225,6 +232,7 @@ def train_adaptation(model: DANN, data: DomainData, config: AdaptConfig, *, out:
     key = _config_key(config, describe or {}, data) if out is not None else None
     history, start, pseudo = History(), 0, PseudoLabels.empty()
     ckpt_path = out / CHECKPOINT if out is not None else None
+    check_run_folder(out, resume)
     if resume:
         if ckpt_path is None:
             raise ConfigError("--resume needs the output folder of the run to continue (--out)")

@@ -70,6 +70,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
 
         from .._utils import resolve_device, seed_everything
         from ..adapt import AdaptConfig, build_dann, train_adaptation
+        from ..adapt.train import check_run_folder
         from ..runs import attach_log, make_run_dir, write_config
 
         config = AdaptConfig(method=method, epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
@@ -83,6 +84,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
 
             raise ConfigError("--resume needs --out: the folder of the run to continue")
         run = make_run_dir(out, "adapt", inputs=(src, tgt))
+        check_run_folder(run, resume)  # before config.json is written over the existing run's
         seed_everything(seed)
         input_size = size if backbone == "ganin" else 28
         model, pre, describe = build_dann(backbone, len(data.classes), weights=weights, layer=layer,
