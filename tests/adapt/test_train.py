@@ -127,7 +127,8 @@ def test_resume_with_other_data_is_refused_naming_what_changed(small_task, tmp_p
     for data, match in [(task(other_images), "data.target_train images: checkpoint '[0-9a-f]+', now '[0-9a-f]+'"),
                         (task(small_task.target_train, target="mnist-m"),
                          "data.target: checkpoint 'digits-m', now 'mnist-m'"),
-                        (task(small_task.target_train, test_fraction=0.5), "data.test_fraction: checkpoint None, now 0.5")]:
+                        (task(small_task.target_train, test_fraction=0.5),
+                         "data.test_fraction: checkpoint None, now 0.5")]:
         with pytest.raises(TrainingError, match=match):
             train_adaptation(model, data, AdaptConfig(method="dann", epochs=2, batch_size=60), out=tmp_path,
                              resume=True)
