@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -44,6 +45,43 @@ def test_two_process_gloo_run_covers_the_same_data_as_one_process(tiny_dir, tmp_
     state = load_checkpoint(tmp_path / "two/checkpoints/last.pt")
     assert len(state["rng"]) == 2 and state["world_size"] == 2  # each rank's RNG is kept for --resume
     assert FinetunedModel.from_folder(tmp_path / "two/model").classes == ["blue", "green", "red"]
+
+
+def run_or_kill(args, timeout):
+    """Like ``run``, but a hang fails the test and leaves no process behind.
+
+    torchrun starts its workers in sessions of their own; SIGTERM makes it stop them before it exits.
+    """
+    proc = subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        pytest.fail(f"torchrun did not finish within {timeout} s (a process waits in a collective the others skipped)")
+    return subprocess.CompletedProcess(args, proc.returncode, out, err)
+
+
+@pytest.mark.slow
+def test_two_process_run_survives_batches_in_which_no_image_decodes(tiny_dir, tmp_path):
+    """Batch size 1 and 3 truncated PNGs per class (their header passes the folder scan): one process gets
+    a batch with nothing to train on while the other has an image; both must skip that step together."""
+    for name in ("blue", "green", "red"):
+        for i in range(3):
+            path = tiny_dir / name / f"{name}_{i:03d}.png"
+            path.write_bytes(path.read_bytes()[:60])
+    args = [*ARGS[:4], "--epochs", "1", "--batch-size", "1", *ARGS[8:], "--out", str(tmp_path / "two")]
+    done = run_or_kill(["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                        "-m", "transferlab", "finetune", str(tiny_dir), *args], timeout=120)
+    assert done.returncode == 0, done.stderr
+    metrics = json.loads((tmp_path / "two/metrics.json").read_text())
+    assert metrics["world_size"] == 2 and metrics["n_failed"] >= 1
+    rows = History.from_csv(tmp_path / "two/history.csv").rows
+    assert len(rows) == 1 and 0 < rows[0]["train_images"] < 18  # steps with a broken image: both skipped
 
 
 def test_one_process_context_without_torchrun(monkeypatch):

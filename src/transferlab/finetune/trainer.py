@@ -187,7 +187,12 @@ class Trainer:
         start = time.perf_counter()
         for step, (x, y, pos, failed) in enumerate(loader):
             self._note_failures(self.train_items, failed)
-            if x is None:
+            # Every process must agree to take this step: under DDP a process that skipped alone would leave
+            # the others waiting forever in the loss and gradient all-reduces. So when any process got a
+            # batch in which no image could be decoded, all of them skip it (its decodable images are lost
+            # for this epoch only, and listed as usual in skipped.json).
+            ready = _dist.all_reduce_sum([float(x is not None)], ctx)[0] if ctx.enabled else float(x is not None)
+            if ready < ctx.world_size:
                 bar.advance(task)
                 continue
             x, y = x.to(ctx.device, non_blocking=True), y.to(ctx.device, non_blocking=True)
