@@ -307,6 +307,7 @@ class Trainer:
         best = load_checkpoint(self.out / BEST, map_location="cpu")
         self.net.load_state_dict(best["model"])
         _, _, rows = self._evaluate(self.test_set, self.data.test)
+        failures = {k: v for part in _dist.all_gather_objects(self.failures, self.ctx) for k, v in part.items()}
         if not self.ctx.is_main:
             return {}
         from ..classify.evaluate import write_evaluation
@@ -319,7 +320,7 @@ class Trainer:
             method="finetune", backbone=self.cfg.backbone, weights=self.bb.weights_id, freeze=self.cfg.freeze,
             augment=self.cfg.augment, best_epoch=int(self.best["epoch"]), epochs_run=len(self.history.rows),
             stopped_early=self.stopped_early, val_accuracy=float(self.best["val_acc"]),
-            n_train=len(self.train_items), n_val=len(self.val_items), n_failed=len(self.failures),
+            n_train=len(self.train_items), n_val=len(self.val_items), n_failed=len(failures),
             train_images_per_s=float(np.mean(speeds)) if speeds else None, world_size=self.ctx.world_size)
         self.history.to_csv(self.out / "history.csv")
         self.history.plot(self.out / "curves.png", {"loss": ["train_loss", "val_loss"],
@@ -329,10 +330,10 @@ class Trainer:
                        classes=self.data.classes, preprocessing=self.bb.preprocessing, freeze=self.cfg.freeze,
                        augment=self.cfg.augment, best_epoch=int(self.best["epoch"]),
                        test_accuracy=metrics["accuracy"])
-        if self.failures:
+        if failures:  # every process's decode failures (gathered above)
             from .._utils import write_json
 
-            write_json(self.out / "skipped.json", self.failures)
+            write_json(self.out / "skipped.json", failures)
         return metrics
 
 
