@@ -72,6 +72,16 @@ def test_end_to_end_outputs_and_single_test_evaluation(tiny_dir, tmp_path, monke
         model.layer_module("features.99")
 
 
+def test_files_rejected_by_the_folder_scan_are_listed_in_skipped_json(tiny_dir, tmp_path):
+    (tiny_dir / "red" / "notes.txt").write_text("not an image")
+    (tiny_dir / "blue" / "broken.png").write_bytes(b"garbage, no PNG header")
+    metrics = finetune(tiny_dir, **FAST, epochs=1, augment="none", out=tmp_path / "run")
+    skipped = json.loads((tmp_path / "run/skipped.json").read_text())
+    assert sorted(skipped) == [str(tiny_dir / "blue/broken.png"), str(tiny_dir / "red/notes.txt")]
+    assert "not an image file" in skipped[str(tiny_dir / "red/notes.txt")]
+    assert metrics["n_skipped"] == 2 and metrics["n_failed"] == 0 and metrics["n_test"] == 6
+
+
 def test_resume_is_exact(tiny_dir, tmp_path):
     options = dict(FAST, epochs=4, freeze="none", augment="light", lr=0.05, patience=None)
     whole = finetune(tiny_dir, **options, out=tmp_path / "whole")

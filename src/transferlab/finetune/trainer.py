@@ -308,6 +308,7 @@ class Trainer:
         self.net.load_state_dict(best["model"])
         _, _, rows = self._evaluate(self.test_set, self.data.test)
         failures = {k: v for part in _dist.all_gather_objects(self.failures, self.ctx) for k, v in part.items()}
+        skipped = {**dict(self.data.skipped), **failures}  # rejected by the folder scan + failed to decode
         if not self.ctx.is_main:
             return {}
         from ..classify.evaluate import write_evaluation
@@ -321,7 +322,8 @@ class Trainer:
             augment=self.cfg.augment, best_epoch=int(self.best["epoch"]), epochs_run=len(self.history.rows),
             stopped_early=self.stopped_early, val_accuracy=float(self.best["val_acc"]),
             n_train=len(self.train_items), n_val=len(self.val_items), n_failed=len(failures),
-            train_images_per_s=float(np.mean(speeds)) if speeds else None, world_size=self.ctx.world_size)
+            n_skipped=len(skipped), train_images_per_s=float(np.mean(speeds)) if speeds else None,
+            world_size=self.ctx.world_size)
         self.history.to_csv(self.out / "history.csv")
         self.history.plot(self.out / "curves.png", {"loss": ["train_loss", "val_loss"],
                                                     "accuracy": ["train_acc", "val_acc"]},
@@ -330,10 +332,10 @@ class Trainer:
                        classes=self.data.classes, preprocessing=self.bb.preprocessing, freeze=self.cfg.freeze,
                        augment=self.cfg.augment, best_epoch=int(self.best["epoch"]),
                        test_accuracy=metrics["accuracy"])
-        if failures:  # every process's decode failures (gathered above)
+        if skipped:
             from .._utils import write_json
 
-            write_json(self.out / "skipped.json", failures)
+            write_json(self.out / "skipped.json", skipped)
         return metrics
 
 
