@@ -24,8 +24,14 @@ def test_split_validation_is_stratified_seeded_and_disjoint():
     assert [sum(labels[i] == c for i in val) for c in range(3)] == [2, 1, 1]
     assert split_validation(labels, 0.2, seed=3) == (train, val)
     assert split_validation(labels, 0.2, seed=4) != (train, val)
-    with pytest.raises(ConfigError, match=r"class index 1 has 1 training image\(s\)"):
+    with pytest.raises(ConfigError, match="class index 1 has 1 training image; the validation split needs at least"):
         split_validation([0, 0, 1], 0.2, seed=0)
+
+
+def test_a_class_too_small_for_the_validation_split_is_named_with_the_right_advice(tiny_dir, tmp_path):
+    with pytest.raises(ConfigError, match="class 'blue' has 1 training image; the validation split needs at least "
+                                          "2 per class: add images, raise --train-per-class or lower --test-fraction"):
+        finetune(tiny_dir, **{**FAST, "test_fraction": None}, train_per_class=1, epochs=1, out=tmp_path / "run")
 
 
 def test_end_to_end_outputs_and_single_test_evaluation(tiny_dir, tmp_path, monkeypatch):

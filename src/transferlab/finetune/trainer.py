@@ -41,16 +41,22 @@ LAST, BEST = "checkpoints/last.pt", "checkpoints/best.pt"
 TIMING_COLUMNS = ("images_per_s", "epoch_time_s")
 
 
-def split_validation(labels: list[int], fraction: float, seed: int) -> tuple[list[int], list[int]]:
-    """Stratified, seeded split of positions into (train, validation); every class keeps >= 1 of each."""
+def split_validation(labels: list[int], fraction: float, seed: int,
+                     classes: list[str] | None = None) -> tuple[list[int], list[int]]:
+    """Stratified, seeded split of positions into (train, validation); every class keeps >= 1 of each.
+
+    ``classes`` (names by label) only makes the error for a class with fewer than 2 images name it.
+    """
     labels_arr = np.asarray(labels)
     rng = np.random.default_rng(seed)
     train, val = [], []
     for label in np.unique(labels_arr):
         positions = np.flatnonzero(labels_arr == label)
         if len(positions) < 2:
-            raise ConfigError(f"class index {label} has {len(positions)} training image(s); a validation split needs "
-                              "at least 2 per class: add images or lower --train-per-class/--test-fraction")
+            name = repr(classes[label]) if classes is not None else f"index {label}"
+            raise ConfigError(f"class {name} has {len(positions)} training image"
+                              f"{'' if len(positions) == 1 else 's'}; the validation split needs at least 2 per "
+                              "class: add images, raise --train-per-class or lower --test-fraction")
         order = rng.permutation(positions)
         n_val = min(len(positions) - 1, max(1, int(round(fraction * len(positions)))))
         val.extend(order[:n_val].tolist())
@@ -102,7 +108,8 @@ class Trainer:
         self.cfg, self.data, self.out, self.ctx = cfg, data, out, ctx
         self.progress, self.on_epoch_end = progress, on_epoch_end
         self.epoch = 0
-        train_pos, val_pos = split_validation([lab for _, lab in data.train], cfg.val_fraction, cfg.seed)
+        train_pos, val_pos = split_validation([lab for _, lab in data.train], cfg.val_fraction, cfg.seed,
+                                                       data.classes)
         self.train_items = [data.train[i] for i in train_pos]
         self.val_items = [data.train[i] for i in val_pos]
         self.split_digest = text_digest([data.describe(r) for r, _ in self.train_items],
