@@ -36,6 +36,7 @@ def test_cli_errors_are_one_line_exit_2(tiny_dir, tmp_path, capsys):
          "unknown --freeze value 'top'"),
         (["finetune", "--dataset", "imagenet", "--backbone", "digits_cnn"], "unknown --dataset 'imagenet'"),
         (["finetune", str(tiny_dir), *FAST_ARGS, "--out", str(tiny_dir / "inside")], "inside the input folder"),
+        (["finetune", str(tiny_dir), *FAST_ARGS, "--resume"], "--resume needs --out"),
     ]:
         with pytest.raises(SystemExit) as exc:
             main(args)

@@ -123,6 +123,13 @@ def test_resume_refuses_other_options_and_fresh_runs_refuse_an_old_folder(tiny_d
         finetune(tiny_dir, **FAST, epochs=1, out=tmp_path / "other", resume=True)
 
 
+def test_resume_without_out_is_refused_before_any_folder_is_made(tiny_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match="--resume needs --out: the folder of the interrupted run"):
+        finetune(tiny_dir, **FAST, epochs=1, resume=True)
+    assert not (tmp_path / "runs").exists()
+
+
 def test_nan_loss_stops_at_once_and_keeps_the_last_good_checkpoint(tiny_dir, tmp_path, monkeypatch):
     real = Trainer._loss
 

@@ -361,6 +361,8 @@ def finetune(data: Path | str | TrainingData | None = None, config: FinetuneConf
     if config is not None and options:
         raise ConfigError(f"pass either a FinetuneConfig or options, not both (got {', '.join(options)})")
     cfg = config.resolved() if config is not None else FinetuneConfig.from_options(**options)
+    if resume and out is None:  # else a new, empty runs/finetune-<time> would be made and then found empty
+        raise ConfigError("--resume needs --out: the folder of the interrupted run")
     ctx = _dist.init_distributed(cfg.device)
     out_dir: Path | None = None
     try:
