@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from transferlab.cli.main import app, main
+from transferlab.errors import ConfigError
 
 FAST_ARGS = ["--backbone", "digits_cnn", "--weights", "none", "--batch-size", "8", "--test-fraction", "0.25",
              "--device", "cpu", "--workers", "0", "--no-progress"]
@@ -71,3 +72,8 @@ def test_study_finetune_table_figures_svm_row_and_restart(tiny_dir, tmp_path):
         assert (out / r["run"] / "log.txt").read_text().count("epoch 1/1") == 1
     again = study_finetune(tiny_dir, **common)  # finished runs are reused, not retrained
     assert [r["test_accuracy"] for r in again["rows"]] == [r["test_accuracy"] for r in rows]
+    with pytest.raises(ConfigError, match=r"holds study runs made with other options: "
+                                          r"runs/digits_cnn-all-but-head-none \(epochs: saved 1, now 2, "
+                                          r"lr: saved 0.01, now 0.05\).*choose another --out"):
+        study_finetune(tiny_dir, **{**common, "epochs": 2, "lr": 0.05})  # not reused under the new options
+    assert json.loads((out / "config.json").read_text())["epochs"] == 1  # nor its config rewritten

@@ -6,7 +6,8 @@ the backbone's default features (the assignment's method, :func:`transferlab.cla
 is evaluated on the same train/test split (same ``train_per_class``/``test_fraction``/``seed``; the
 SVM trains on all training images, fine-tuning on the same images minus its validation part).
 Each run keeps its own folder under ``OUT/runs``; a study that was interrupted picks up where it
-stopped (finished runs are reused, an interrupted run is resumed from its checkpoint).
+stopped (finished runs are reused, an interrupted run is resumed from its checkpoint) as long as the
+options are the same: runs made with other options are refused, never reused under the new ones.
 """
 
 from __future__ import annotations
@@ -20,11 +21,36 @@ from ..report.plots import save_figure
 from ..report.tables import write_table
 from ..runs import make_run_dir, write_config
 from ..training import History
+from .config import FinetuneConfig
 from .trainer import LAST, finetune
 
 
 def _slug(name: str) -> str:
     return name.replace("/", "-")
+
+
+def _label(backbone: str, freeze: str, augment: str) -> str:
+    return f"{_slug(backbone)}-{freeze.replace(':', '_')}-{augment}"
+
+
+def _check_earlier_runs(out: Path, wanted: dict[str, FinetuneConfig]) -> None:
+    """Refuse to reuse (finished) or resume (interrupted) runs of ``out`` made with other options.
+
+    Each run's ``config.json`` holds the options it was trained with; a finished run would otherwise be
+    reused as it is, under the new options' name. Checked for every run before anything is trained.
+    """
+    changes = []
+    for label, cfg in wanted.items():
+        run = out / "runs" / label
+        if not ((run / "metrics.json").is_file() or (run / LAST).is_file()):
+            continue  # nothing to reuse: the run is trained from the start
+        saved = read_json(run / "config.json") if (run / "config.json").is_file() else {}
+        diff = [f"{k}: saved {saved.get(k)!r}, now {v!r}" for k, v in cfg.fingerprint().items() if saved.get(k) != v]
+        if diff:
+            changes.append(f"runs/{label} ({', '.join(diff)})")
+    if changes:
+        raise ConfigError(f"{out} holds study runs made with other options: {'; '.join(changes)}. Rerun with the "
+                          "same options to reuse them, or choose another --out for the new options")
 
 
 def study_finetune(data: Path | str, *, backbones: Sequence[str] = ("vgg16",), weights: str = "imagenet",
@@ -42,6 +68,9 @@ def study_finetune(data: Path | str, *, backbones: Sequence[str] = ("vgg16",), w
         if key in options:
             raise ConfigError(f"study finetune sets {key!r} per run; use backbones/freezes/augments/weights")
     out = make_run_dir(out, "study-finetune", inputs=(data,))
+    _check_earlier_runs(out, {
+        _label(b, f, a): FinetuneConfig.from_options(backbone=b, weights=weights, freeze=f, augment=a, **options)
+        for b in backbones for f in freezes for a in augments})
     write_config(out, {"command": "study finetune", "data": str(data), "backbones": list(backbones),
                        "weights": weights, "freezes": list(freezes), "augments": list(augments), "svm": svm,
                        **options})
@@ -50,7 +79,7 @@ def study_finetune(data: Path | str, *, backbones: Sequence[str] = ("vgg16",), w
     for backbone in backbones:
         for freeze in freezes:
             for augment in augments:
-                label = f"{_slug(backbone)}-{freeze.replace(':', '_')}-{augment}"
+                label = _label(backbone, freeze, augment)
                 run = out / "runs" / label
                 if (run / "metrics.json").is_file():
                     metrics = read_json(run / "metrics.json")  # finished earlier: reuse
