@@ -96,7 +96,8 @@ def finetune(
                   f"val {metrics['val_accuracy']:.4f}, [bold]test accuracy {metrics['accuracy']:.4f}[/] "
                   f"({metrics['n_test']} images)")
     if metrics.get("n_skipped"):
-        console.print(f"[yellow]{metrics['n_skipped']} file(s) skipped[/] (see {Path(metrics['out']) / 'skipped.json'})")
+        skipped = Path(metrics["out"]) / "skipped.json"
+        console.print(f"[yellow]{metrics['n_skipped']} file(s) skipped[/] (see {skipped})")
     console.print(f"-> {metrics['out']} (model in {Path(metrics['out']) / 'model'})")
 
 
