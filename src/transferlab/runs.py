@@ -16,6 +16,9 @@ from ._utils import write_json
 from .errors import ConfigError
 
 
+_CREATED: list[Path] = []  # run folders (and parents) this process created, newest last
+
+
 def make_run_dir(out: Path | str | None, command: str, inputs: tuple[Path | str, ...] = ()) -> Path:
     """Create (or reuse) the output folder of a run.
 
@@ -34,8 +37,26 @@ def make_run_dir(out: Path | str | None, command: str, inputs: tuple[Path | str,
                 f"output folder {out} is inside the input folder {source}; transferlab never writes "
                 "into data folders: choose --out elsewhere"
             )
+    missing = [p for p in (out, *out.parents) if not p.exists()]
     out.mkdir(parents=True, exist_ok=True)
+    _CREATED.extend(reversed(missing))
     return out
+
+
+def remove_unused_run_dirs() -> None:
+    """Remove the run folders this process created that hold nothing but an empty log or nothing at all.
+
+    The command line calls this when a command stops on a user error, so a typo leaves no folder behind.
+    """
+    for folder in reversed(_CREATED):
+        log = folder / "log.txt"
+        if log.is_file() and not log.stat().st_size:
+            log.unlink()
+        try:
+            folder.rmdir()  # only succeeds when empty
+        except OSError:
+            pass
+    _CREATED.clear()
 
 
 def write_config(out: Path, config: dict[str, Any]) -> Path:

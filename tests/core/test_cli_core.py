@@ -93,3 +93,12 @@ def test_max_pixels_option_refuses_big_images_and_reports_them(tmp_path, color_d
     assert "huge.png" in skipped and "10,000 pixels is more than the limit of 2,000" in skipped
     with np.load(out / "features.npz") as data:
         assert len(data["X_train"]) + len(data["X_test"]) == 36
+
+
+def test_a_user_error_leaves_no_run_folder_behind(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_main(["extract", str(tmp_path / "missing"), "-b", "digits_cnn", "-w", "none"], capsys)
+    assert code == 2 and "does not exist" in err
+    code, _, err = run_main(["gan", "sample", str(tmp_path)], capsys)
+    assert code == 2
+    assert not (tmp_path / "runs").exists()

@@ -55,6 +55,9 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=args, prog_name="transferlab", standalone_mode=True)
     except TransferlabError as exc:
+        from ..runs import remove_unused_run_dirs
+
+        remove_unused_run_dirs()
         if debug:
             raise
         typer.echo(f"error: {exc}", err=True)
