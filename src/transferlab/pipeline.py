@@ -26,7 +26,7 @@ class ExtractionOptions:
     preprocess: str = "weights"
     pooling: str = "none"
     l2: bool = True
-    batch_size: int = 32
+    batch_size: int | None = None  # None: 8 on CPU, 32 on a GPU
     workers: int | None = None
     device: str = "auto"
     precision: str = "fp32"

@@ -26,7 +26,8 @@ from transferlab.features.precision import cpu_supports_bf16
 
 
 def count_forwards(backbone):
-    """Count images through the first conv (the FX graph reuses the model's submodules)."""
+    """Count images through the first conv (the FX graph reuses the model's submodules; a conv folded
+    with its batch norm is a copy, hooks included)."""
     counter = {"images": 0, "calls": 0}
 
     def hook(module, inputs, output):
@@ -70,7 +71,8 @@ def test_several_layers_in_one_forward_pass(small_digits, tmp_path):
     paths = paths_of(small_digits)
     result = extract_features(paths, backbone, ["relu_fc2", "pool2", "conv1"], pooling="avg", batch_size=32,
                               cache_dir=tmp_path / "c", progress=False, workers=0)
-    assert counter["images"] == len(paths) == 90 and counter["calls"] == 3
+    # one blank image probes the feature sizes for the memory guard, then 90 images in 3 batches
+    assert counter["images"] == len(paths) + 1 == 91 and counter["calls"] == 4
     assert {k: v.shape for k, v in result.features.items()} == {"relu_fc2": (90, 128), "pool2": (90, 64),
                                                                 "conv1": (90, 32)}
     assert np.allclose(np.linalg.norm(result.features["pool2"], axis=1), 1.0, atol=1e-5)
@@ -131,7 +133,7 @@ def test_interrupted_extraction_resumes_where_it_stopped(small_digits, tmp_path,
     counter = count_forwards(backbone)
 
     def interrupt_after_three_batches(module, inputs, output):
-        if counter["calls"] == 3:
+        if counter["calls"] == 4:  # the blank-image size probe, then three batches
             raise KeyboardInterrupt
 
     handle = backbone.model.features[0].register_forward_hook(interrupt_after_three_batches)
@@ -144,7 +146,7 @@ def test_interrupted_extraction_resumes_where_it_stopped(small_digits, tmp_path,
     counter["images"] = 0
     resumed = extract_features(paths, backbone, ["relu_fc2"], batch_size=10, cache_dir=tmp_path / "c",
                                progress=False, workers=0)
-    assert resumed.n_forward == counter["images"] == 70
+    assert resumed.n_forward == counter["images"] - 1 == 70  # 1: the size probe
     fresh = extract_features(paths, backbone, ["relu_fc2"], batch_size=10, use_cache=False, progress=False,
                              workers=0)
     np.testing.assert_allclose(resumed.features["relu_fc2"], fresh.features["relu_fc2"], atol=1e-6)
@@ -279,3 +281,12 @@ def test_a_weights_file_with_another_head_size_extracts_its_logits(small_digits,
 def test_no_paths_is_a_clear_error():
     with pytest.raises(DataError, match="no images to extract"):
         extract_features([], load_backbone("digits_cnn", "none"), ["relu_fc2"], use_cache=False)
+
+
+def test_cpu_defaults_follow_the_measurements(monkeypatch):
+    from transferlab.features.extract import default_batch_size, default_workers
+
+    assert default_batch_size(torch.device("cpu")) == 8 and default_batch_size(torch.device("cuda")) == 32
+    for cores, workers in [(1, 0), (2, 0), (4, 3), (16, 4)]:
+        monkeypatch.setattr(extract_module.os, "cpu_count", lambda: cores)
+        assert default_workers() == workers

@@ -50,13 +50,13 @@ class LinearProbeModel:
     def backbone_name(self) -> str:
         return self.backbone.name
 
-    def features(self, paths: Sequence[str | Path], batch_size: int = 32, device: str = "auto",
+    def features(self, paths: Sequence[str | Path], batch_size: int | None = None, device: str = "auto",
                  cache_dir: Path | None = None, use_cache: bool = True, progress: bool = False):
         return extract_features(paths, self.backbone, [self.layer], pooling=self.pooling, l2=self.l2,
                                 batch_size=batch_size, device=device, cache_dir=cache_dir, use_cache=use_cache,
                                 progress=progress, workers=0)
 
-    def predict_scores(self, paths: Sequence[str | Path], batch_size: int = 32, device: str = "auto",
+    def predict_scores(self, paths: Sequence[str | Path], batch_size: int | None = None, device: str = "auto",
                        cache_dir: Path | None = None, use_cache: bool = True
                        ) -> tuple[np.ndarray, list[int], list[tuple[str, str]]]:
         """Scores (n_ok, n_classes): probabilities for logreg, decision values for the SVM."""

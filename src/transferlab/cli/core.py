@@ -63,7 +63,7 @@ def extract(
     preprocess: opt.Preprocess = "weights",
     pooling: opt.Pooling = "none",
     l2: opt.L2 = True,
-    batch_size: opt.BatchSize = 32,
+    batch_size: opt.ExtractionBatchSize = None,
     workers: opt.Workers = None,
     device: opt.Device = "auto",
     precision: opt.Precision = "fp32",

@@ -102,7 +102,7 @@ def study_layers(
     out: opt.Out = None, restart: Restart = False, quiet: Quiet = False,
     train_per_class: opt.TrainPerClass = 100, test_fraction: opt.TestFraction = None, seed: opt.Seed = 0,
     preprocess: opt.Preprocess = "weights", pooling: StudyPooling = "avg", l2: opt.L2 = True,
-    batch_size: opt.BatchSize = 32, workers: opt.Workers = None, device: opt.Device = "auto",
+    batch_size: opt.ExtractionBatchSize = None, workers: opt.Workers = None, device: opt.Device = "auto",
     precision: opt.Precision = "fp32", cache_dir: opt.CacheDir = None, no_cache: opt.NoCache = False,
 ) -> None:
     """SVM test and CV accuracy per cut point (depth curve), and the VGG conv x classifier heatmap."""
@@ -126,7 +126,7 @@ def study_backbones(
     out: opt.Out = None, restart: Restart = False, quiet: Quiet = False,
     train_per_class: opt.TrainPerClass = 100, test_fraction: opt.TestFraction = None, seed: opt.Seed = 0,
     preprocess: opt.Preprocess = "weights", pooling: StudyPooling = "avg", l2: opt.L2 = True,
-    batch_size: opt.BatchSize = 32, workers: opt.Workers = None, device: opt.Device = "auto",
+    batch_size: opt.ExtractionBatchSize = None, workers: opt.Workers = None, device: opt.Device = "auto",
     precision: opt.Precision = "fp32", cache_dir: opt.CacheDir = None, no_cache: opt.NoCache = False,
 ) -> None:
     """Each backbone at its own feature layer with its own preprocessing: accuracy, size, speed, fit time."""
@@ -149,7 +149,7 @@ def study_C(
     out: opt.Out = None, restart: Restart = False, quiet: Quiet = False,
     train_per_class: opt.TrainPerClass = 100, test_fraction: opt.TestFraction = None, seed: opt.Seed = 0,
     preprocess: opt.Preprocess = "weights", pooling: StudyPooling = "avg", l2: opt.L2 = True,
-    batch_size: opt.BatchSize = 32, workers: opt.Workers = None, device: opt.Device = "auto",
+    batch_size: opt.ExtractionBatchSize = None, workers: opt.Workers = None, device: opt.Device = "auto",
     precision: opt.Precision = "fp32", cache_dir: opt.CacheDir = None, no_cache: opt.NoCache = False,
 ) -> None:
     """Mean ± std k-fold CV accuracy (train only) and fit time per C; test accuracy of the chosen C and C=1."""
@@ -171,7 +171,7 @@ def study_pca(
     out: opt.Out = None, restart: Restart = False, quiet: Quiet = False,
     train_per_class: opt.TrainPerClass = 100, test_fraction: opt.TestFraction = None, seed: opt.Seed = 0,
     preprocess: opt.Preprocess = "weights", pooling: StudyPooling = "avg", l2: opt.L2 = True,
-    batch_size: opt.BatchSize = 32, workers: opt.Workers = None, device: opt.Device = "auto",
+    batch_size: opt.ExtractionBatchSize = None, workers: opt.Workers = None, device: opt.Device = "auto",
     precision: opt.Precision = "fp32", cache_dir: opt.CacheDir = None, no_cache: opt.NoCache = False,
 ) -> None:
     """PCA dimension sweep: accuracy, variance kept, fit and predict time per number of components."""
@@ -197,7 +197,7 @@ def study_heads(
     out: opt.Out = None, restart: Restart = False, quiet: Quiet = False,
     train_per_class: opt.TrainPerClass = 100, test_fraction: opt.TestFraction = None, seed: opt.Seed = 0,
     preprocess: opt.Preprocess = "weights", pooling: StudyPooling = "avg", l2: opt.L2 = True,
-    batch_size: opt.BatchSize = 32, workers: opt.Workers = None, device: opt.Device = "auto",
+    batch_size: opt.ExtractionBatchSize = None, workers: opt.Workers = None, device: opt.Device = "auto",
     precision: opt.Precision = "fp32", cache_dir: opt.CacheDir = None, no_cache: opt.NoCache = False,
 ) -> None:
     """Linear SVM vs logistic regression vs a small MLP on the same cached features (report 002)."""

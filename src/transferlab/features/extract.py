@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader
 from .. import __version__
 from .._progress import progress_bar
 from .._utils import file_digest, resolve_device
-from ..backbones import Backbone, layer_shapes, make_taps
+from ..backbones import Backbone, make_taps
 from ..data import DEFAULT_MAX_PIXELS, ImagePathDataset, collate_skipping, image_transform
 from ..errors import ConfigError, DataError
 from .cache import CacheEntry, CachedFeatures, default_cache_dir
@@ -54,12 +54,21 @@ class ExtractionResult:
 
 
 def default_workers() -> int:
-    return min(4, max(0, (os.cpu_count() or 1) - 1))
+    """Cores - 1, at most 4; none on 2 cores or fewer, where the network's threads already use every core
+    and decoding in the main process measured faster (benchmarks/RESULTS.md)."""
+    cores = os.cpu_count() or 1
+    return 0 if cores <= 2 else min(4, cores - 1)
+
+
+def default_batch_size(device: torch.device) -> int:
+    """8 on CPU, where smaller batches keep activations in cache (ResNet-50 measured 1.2-1.3x faster
+    than at 32, VGG16 the same), 32 on a GPU."""
+    return 8 if device.type == "cpu" else 32
 
 
 def extract_features(
     paths: Sequence[Path | str], backbone: Backbone, layers: Sequence[str], *, pooling: str = "none",
-    l2: bool = True, batch_size: int = 32, device: str = "auto", workers: int | None = None,
+    l2: bool = True, batch_size: int | None = None, device: str = "auto", workers: int | None = None,
     precision: str = "fp32", cache_dir: Path | str | None = None, use_cache: bool = True,
     progress: bool = True, max_feature_gb: float = DEFAULT_MAX_FEATURE_GB, max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> ExtractionResult:
@@ -70,6 +79,7 @@ def extract_features(
     check_pooling(pooling)
     torch_device = resolve_device(device)
     check_precision(precision, torch_device)
+    batch_size = default_batch_size(torch_device) if batch_size is None else batch_size
     if batch_size < 1:
         raise ConfigError(f"--batch-size must be at least 1; got {batch_size}")
     if not paths:
@@ -84,9 +94,8 @@ def extract_features(
         todo = {layer: e for layer, e in entries.items() if not e.is_complete()}
         n_forward = 0
         if todo:  # a full cache hit needs neither the network nor its shapes
-            dims = _check_memory(backbone, list(todo), pooling, len(paths), max_feature_gb)
-            n_forward = _run_missing_shards(paths, backbone, todo, dims, pooling, l2, batch_size, torch_device,
-                                            workers, precision, progress, max_pixels)
+            n_forward = _run_missing_shards(paths, backbone, todo, pooling, l2, batch_size, torch_device, workers,
+                                            precision, progress, max_pixels, max_feature_gb)
         n_shards = math.ceil(len(paths) / SHARD_SIZE)
         loaded = {layer: (e.finalize(n_shards) if layer in todo else e.load()) for layer, e in entries.items()}
 
@@ -104,20 +113,18 @@ def _description(backbone: Backbone, layer: str, pooling: str, l2: bool, precisi
             "precision": precision, "transferlab_version": __version__}
 
 
-def _head_size(backbone: Backbone) -> int | None:
-    """Outputs of the loaded network's head (a weights file may have another size than the spec's)."""
-    try:
-        return int(backbone.model.get_submodule(backbone.spec.head).out_features)
-    except AttributeError:
-        return None
-
-
-def _check_memory(backbone: Backbone, layers: list[str], pooling: str, n: int, max_gb: float) -> dict[str, int]:
-    shapes = layer_shapes(backbone.spec, layers, num_classes=_head_size(backbone))
+def _check_memory(taps: torch.nn.Module, backbone: Backbone, precision: str, device: torch.device, pooling: str,
+                  n: int, max_gb: float) -> dict[str, int]:
+    """Feature size per layer, from one forward pass on a blank image (milliseconds, against ~0.3 s for
+    tracing a second copy on the meta device); refuses features that would not fit in ``max_gb``."""
+    size = backbone.preprocessing.crop_size
+    with torch.inference_mode(), autocast(precision, device):
+        outputs = taps(prepare_input(torch.zeros(1, 3, size, size, device=device), precision, device))
+    shapes = {layer: tuple(output.shape[1:]) for layer, output in outputs.items()}
     dims = {layer: pooled_size(shape, pooling) for layer, shape in shapes.items()}
     gigabytes = n * sum(dims.values()) * 4 / 1e9
     if gigabytes > max_gb:
-        sizes = ", ".join(f"{layer} {shapes[layer]} -> {dims[layer]:,} values" for layer in layers)
+        sizes = ", ".join(f"{layer} {shapes[layer]} -> {dims[layer]:,} values" for layer in shapes)
         raise ConfigError(f"features would take {gigabytes:.1f} GB for {n} images ({sizes}), more than the "
                           f"{max_gb:g} GB limit; use --pooling avg|max|spp or raise --max-feature-gb")
     return dims
@@ -132,8 +139,8 @@ def _shard_batches(n: int, missing: list[int], batch_size: int) -> list[list[int
     return batches
 
 
-def _run_missing_shards(paths, backbone, todo: dict[str, CacheEntry], dims: dict[str, int], pooling, l2,
-                        batch_size, device, workers, precision, progress, max_pixels) -> int:
+def _run_missing_shards(paths, backbone, todo: dict[str, CacheEntry], pooling, l2, batch_size, device, workers,
+                        precision, progress, max_pixels, max_feature_gb) -> int:
     n = len(paths)
     n_shards = math.ceil(n / SHARD_SIZE)
     missing = [s for s in range(n_shards) if not all(e.has_shard(s) for e in todo.values())]
@@ -142,8 +149,8 @@ def _run_missing_shards(paths, backbone, todo: dict[str, CacheEntry], dims: dict
     workers = default_workers() if workers is None else workers
     loader = DataLoader(dataset, batch_sampler=batches, num_workers=workers, collate_fn=collate_skipping,
                         pin_memory=device.type == "cuda")
-    model = prepare_model(backbone.model.to(device).eval(), precision, device)
-    taps = make_taps(backbone.spec, model, list(todo))
+    taps = prepare_model(make_taps(backbone.spec, backbone.model.to(device).eval(), list(todo)), precision, device)
+    dims = _check_memory(taps, backbone, precision, device, pooling, n, max_feature_gb)
     buffers: dict[str, dict[int, np.ndarray]] = {layer: {} for layer in todo}
     failures: dict[int, str] = {}
     shard_done = {s: 0 for s in missing}

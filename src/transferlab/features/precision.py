@@ -1,12 +1,13 @@
 """Numeric modes for extraction: ``fp32`` (reference) and the fast modes ``bf16`` / ``fp16``.
 
 Every mode uses channels-last tensors for convolutions (oneDNN's preferred layout on CPU: the same
-arithmetic, measured 1.4x faster for VGG16 here). A fast mode runs a half-precision *copy* of the network
-(so the weights are not re-cast at every batch, and the caller's fp32 model is untouched) under
-``torch.autocast``, which keeps precision-sensitive ops (layer norm, softmax) in float32. On CPU only
-bfloat16 is offered, and only when the CPU has bf16 instructions (oneDNN reports support); otherwise the
-request is refused rather than silently running an emulated, slower path. Features are returned in
-float32. See benchmarks/RESULTS.md for the measured speed-up and the cosine similarity to fp32 features.
+arithmetic, measured 1.4x faster for VGG16 here) and folds batch norm into the convolutions before it
+(``folding.py``). A fast mode runs a half-precision *copy* of the network (so the weights are not re-cast
+at every batch, and the caller's fp32 model is untouched) under ``torch.autocast``, which keeps
+precision-sensitive ops (layer norm, softmax) in float32. On CPU only bfloat16 is offered, and only when
+the CPU has bf16 instructions (oneDNN reports support); otherwise the request is refused rather than
+silently running an emulated, slower path. Features are returned in float32. See benchmarks/RESULTS.md
+for the measured speed-up and the cosine similarity to fp32 features.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import copy
 import torch
 
 from ..errors import ConfigError
+from .folding import fold_batch_norm
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 
@@ -57,7 +59,9 @@ def prepare_input(x: torch.Tensor, precision: str, device: torch.device) -> torc
 
 
 def prepare_model(model: torch.nn.Module, precision: str, device: torch.device) -> torch.nn.Module:
-    """The model to run: channels-last (cpu/cuda); for bf16/fp16 a half-precision copy."""
+    """The eval-mode module to run: batch norm folded into convolutions, channels-last (cpu/cuda), and
+    for bf16/fp16 a half-precision copy (``model``'s own weights stay float32)."""
+    folded = fold_batch_norm(model)
     if precision != "fp32":
-        model = copy.deepcopy(model).to(_dtype(precision))
-    return model.to(memory_format=torch.channels_last) if device.type in ("cpu", "cuda") else model
+        folded = copy.deepcopy(folded).to(_dtype(precision))
+    return folded.to(memory_format=torch.channels_last) if device.type in ("cpu", "cuda") else folded

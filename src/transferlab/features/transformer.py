@@ -22,7 +22,7 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
     """Image paths -> feature vectors of ``backbone`` at ``layer`` (Chatfield et al. 2014)."""
 
     def __init__(self, backbone: str = "vgg16", layer: str | None = None, weights: str = "imagenet",
-                 preprocess: str = "weights", pooling: str = "none", l2: bool = True, batch_size: int = 32,
+                 preprocess: str = "weights", pooling: str = "none", l2: bool = True, batch_size: int | None = None,
                  device: str = "auto", workers: int | None = 0, precision: str = "fp32",
                  cache_dir: str | None = None, use_cache: bool = True, seed: int = 0, progress: bool = False):
         self.backbone = backbone

@@ -90,7 +90,7 @@ class FinetunedModel:
         return modules[dotted_path]
 
     @torch.no_grad()
-    def predict_scores(self, paths: Sequence[Path | str], batch_size: int = 32, device: str = "auto",
+    def predict_scores(self, paths: Sequence[Path | str], batch_size: int | None = None, device: str = "auto",
                        cache_dir: Path | str | None = None, use_cache: bool = True
                        ) -> tuple[np.ndarray, list[int], list[tuple[str, str]]]:
         """Softmax probabilities for the readable images; unreadable ones are reported, not fatal.
@@ -102,9 +102,11 @@ class FinetunedModel:
         from torch.utils.data import DataLoader
 
         from ..data import ImagePathDataset, collate_skipping
+        from ..features.extract import default_batch_size
         from .augment import eval_transform
 
         dev = resolve_device(device)
+        batch_size = default_batch_size(dev) if batch_size is None else batch_size
         model = self.model.to(dev).eval()
         paths = [Path(p) for p in paths]
         loader = DataLoader(ImagePathDataset(paths, transform=eval_transform(self.preprocessing)),
