@@ -220,6 +220,34 @@ def test_memory_guard_refuses_huge_flattened_maps(small_digits):
         extract_features(paths_of(small_digits), load_backbone("vgg16", "none"), ["conv1_1"], max_feature_gb=1)
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_the_prepared_network_runs_in_eval_mode(precision):
+    """Deep-copying torchvision's feature extractor (for the bf16 copy) resets it to training mode; a live
+    dropout before VGG's relu7 once made bf16 features random (cosine 0.72 to fp32)."""
+    from torchvision.models.feature_extraction import create_feature_extractor
+
+    from transferlab.features.precision import prepare_model
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Dropout(0.5),
+                              torch.nn.Linear(4 * 6 * 6, 8), torch.nn.ReLU()).eval()
+    taps = create_feature_extractor(net, return_nodes={"5": "relu"})
+    prepared = prepare_model(taps, precision, torch.device("cpu"))
+    assert not any(m.training for m in prepared.modules())
+
+
+@pytest.mark.skipif(not cpu_supports_bf16(), reason="this CPU has no native bfloat16")
+def test_bf16_fast_mode_is_deterministic_with_folded_batch_norm_and_dropout(small_digits):
+    """digits_cnn has batch norm (folded) and dropout before relu_fc2."""
+    backbone = load_backbone("digits_cnn", "none", seed=0)
+    paths = paths_of(small_digits)[:16]
+    kwargs = dict(use_cache=False, progress=False, workers=0)
+    fp32 = extract_features(paths, backbone, ["relu_fc2"], **kwargs).features["relu_fc2"]
+    runs = [extract_features(paths, backbone, ["relu_fc2"], precision="bf16", **kwargs).features["relu_fc2"]
+            for _ in range(2)]
+    np.testing.assert_array_equal(runs[0], runs[1])
+    assert (fp32 * runs[0]).sum(axis=1).min() > 0.999
+
+
 @pytest.mark.skipif(not cpu_supports_bf16(), reason="this CPU has no native bfloat16")
 def test_bf16_fast_mode_stays_close_to_fp32(small_digits):
     backbone = load_backbone("resnet18", "none", seed=0)

@@ -64,4 +64,5 @@ def prepare_model(model: torch.nn.Module, precision: str, device: torch.device) 
     folded = fold_batch_norm(model)
     if precision != "fp32":
         folded = copy.deepcopy(folded).to(_dtype(precision))
+    folded.eval()  # a deep-copied FX GraphModule comes back in training mode: dropout would be live
     return folded.to(memory_format=torch.channels_last) if device.type in ("cpu", "cuda") else folded
