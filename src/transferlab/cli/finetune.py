@@ -145,11 +145,9 @@ def study_finetune(
 
 
 def _workers(workers: int | None) -> int:
-    if workers is not None:
-        return workers
-    import os
+    from ..features.extract import default_workers
 
-    return max(0, min(4, (os.cpu_count() or 1) - 1))
+    return default_workers() if workers is None else workers
 
 
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:

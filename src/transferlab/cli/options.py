@@ -19,7 +19,8 @@ BatchSize = Annotated[int, typer.Option("--batch-size", min=1, help="Images per 
 ExtractionBatchSize = Annotated[Optional[int], typer.Option(
     "--batch-size", min=1, help="Images per forward pass (default: 8 on CPU, where it measured fastest; 32 on a GPU).")]
 Workers = Annotated[Optional[int], typer.Option("--workers", min=0, help="DataLoader worker processes "
-                                                                         "(default: cores - 1, at most 4).")]
+                                                                         "(default: cores - 1, at most 4; "
+                                                                         "none on 2 cores or fewer).")]
 TrainPerClass = Annotated[int, typer.Option("--train-per-class", min=1, help="Single-folder datasets: training "
                                                                            "images per class (15 Scene protocol).")]
 TestFraction = Annotated[Optional[float], typer.Option("--test-fraction", help="Single-folder datasets: split by "
