@@ -12,6 +12,15 @@ second. Multiply-accumulates come from PyTorch's own ``torch.utils.flop_counter.
 (FLOPs / 2: convolutions, matrix products and attention; bias additions, activations, pooling and
 normalisation are not counted), which is the convention of the ``_ops`` figures in torchvision's
 weights metadata; output shapes come from forward hooks, removed in ``finally``.
+
+``nn.MultiheadAttention`` is the exception: its MACs are counted by hand from the shapes of each call
+(projections, QK^T and AV), because which products the counter sees depends on the kernel PyTorch
+picks. Its fast path (``_native_multi_head_attention``) hides everything, and its slow path calls
+``scaled_dot_product_attention``, which on the CPU runs the fused
+``_scaled_dot_product_flash_attention_for_cpu``: the counter of torch 2.14 has no formula for it and
+counted 0 for QK^T and AV, while on ``meta`` the same call decomposes into two counted ``bmm``. The same
+op met outside nn.MultiheadAttention (timm's attention calls ``scaled_dot_product_attention`` itself)
+is counted with the formula of the other fused attention kernels where the counter lacks one.
 """
 
 from __future__ import annotations
@@ -130,15 +139,18 @@ def summarize_model(model: nn.Module, input_shape: tuple[int, ...], *, name: str
         torch.empty(1, *input_shape, device="meta")
     shapes: dict[str, tuple[int, ...]] = {}
     calls: dict[str, int] = {}
+    attention: dict[str, int] = {}  # nn.MultiheadAttention path -> MACs counted by hand, all calls
     handles = []
     was_training = model.training
     fastpath = torch.backends.mha.get_fastpath_enabled()
-    counter = FlopCounterMode(display=False)
+    counter = FlopCounterMode(display=False, custom_mapping=_missing_attention_formulas())
     try:
-        # the fused attention kernel of nn.MultiheadAttention (CPU/GPU eval) hides its products from the counter
+        # the fused kernel of nn.MultiheadAttention (CPU/GPU eval) would also hide its projections
         torch.backends.mha.set_fastpath_enabled(False)
         for path, module in model.named_modules():
             handles.append(module.register_forward_hook(_shape_hook(path, shapes, calls)))
+            if isinstance(module, nn.MultiheadAttention):
+                handles.append(module.register_forward_hook(_attention_hook(path, attention), with_kwargs=True))
         model.eval()
         with counter, torch.no_grad():
             output = model(x)
@@ -153,6 +165,12 @@ def summarize_model(model: nn.Module, input_shape: tuple[int, ...], *, name: str
         torch.backends.mha.set_fastpath_enabled(fastpath)
 
     flops = _flops_by_module(model, counter)
+    total_flops = counter.get_total_flops()
+    for path, macs in attention.items():  # replace whatever the counter saw inside the module
+        delta = 2 * macs - flops.get(path, 0)
+        for owner in _self_and_ancestors(path):
+            flops[owner] = flops.get(owner, 0) + delta
+        total_flops += delta
     labels: dict[str, list[str]] = {}
     for friendly, path in (cut_points or {}).items():
         labels.setdefault(path, []).append(friendly)
@@ -173,7 +191,7 @@ def summarize_model(model: nn.Module, input_shape: tuple[int, ...], *, name: str
     return ArchitectureSummary(
         name=name, input_shape=tuple(input_shape),
         output_shape=tuple(out_tensor.shape[1:]) if out_tensor is not None else (),
-        layers=rows, total_params=int(total_params), total_macs=int(counter.get_total_flops() // 2),
+        layers=rows, total_params=int(total_params), total_macs=int(total_flops // 2),
     )
 
 
@@ -238,6 +256,62 @@ def _shape_hook(path: str, shapes: dict, calls: dict):
         if path not in shapes and tensor is not None:
             shapes[path] = tuple(tensor.shape[1:])
     return hook
+
+
+def _attention_hook(path: str, macs: dict):
+    def hook(module, args, kwargs, output):
+        macs[path] = macs.get(path, 0) + attention_macs(module, *_attention_inputs(args, kwargs))
+    return hook
+
+
+def _attention_inputs(args: tuple, kwargs: dict) -> list[torch.Tensor]:
+    return [args[i] if len(args) > i else kwargs[name] for i, name in enumerate(("query", "key", "value"))]
+
+
+def attention_macs(module: nn.MultiheadAttention, query: torch.Tensor, key: torch.Tensor,
+                   value: torch.Tensor | None = None) -> int:
+    """Multiply-accumulates of one call of ``module`` on these inputs, whatever kernel PyTorch runs.
+
+    With ``L`` queries, ``S`` keys, width ``E`` and ``h`` heads of ``E / h``: the in-projections
+    ``L*E*E + S*kdim*E + S*vdim*E``, QK^T and AV ``h * L * S' * E/h`` each (``S'`` counts the keys added
+    by ``bias_k`` and ``add_zero_attn``), the out-projection ``L*E*E``; times the batch size. Scaling,
+    masking and the softmax are not multiply-accumulates, as in the counter.
+    """
+    batched = query.dim() == 3
+    seq = 1 if batched and module.batch_first else 0
+    batch = query.shape[1 - seq] if batched else 1
+    n_queries, n_keys, width = query.shape[seq], key.shape[seq], module.embed_dim
+    projections = (2 * n_queries * width + n_keys * (module.kdim + module.vdim)) * width
+    keys = n_keys + (module.bias_k is not None) + bool(module.add_zero_attn)
+    return int(batch * (projections + 2 * n_queries * keys * width))
+
+
+def _self_and_ancestors(path: str) -> list[str]:
+    """``a.b.c`` -> ``a.b.c``, ``a.b``, ``a``, ``''`` (the model)."""
+    parts = path.split(".") if path else []
+    return [".".join(parts[:i]) for i in range(len(parts), -1, -1)]
+
+
+def _sdpa_flops(query, key, value, *args, **kwargs) -> int:
+    """FLOPs of a fused attention op on (batch, heads, L, E) inputs: QK^T and AV, 2 FLOPs per MAC."""
+    q, k, v = (tuple(getattr(t, "shape", t)) for t in (query, key, value))
+    *lead, n_queries, width = q
+    return 2 * int(torch.Size(lead).numel()) * n_queries * k[-2] * (width + v[-1])
+
+
+_sdpa_flops._get_raw = True  # takes tensors or shapes, whichever the counter passes
+
+
+def _missing_attention_formulas() -> dict:
+    """Formulas for fused attention ops the installed counter does not know (torch 2.14: the CPU flash op)."""
+    from torch.utils.flop_counter import flop_registry
+
+    missing = {}
+    for name in ("_scaled_dot_product_flash_attention_for_cpu",):
+        op = getattr(torch.ops.aten, name, None)
+        if op is not None and op not in flop_registry and getattr(op, "default", None) not in flop_registry:
+            missing[op] = _sdpa_flops
+    return missing
 
 
 def _first_tensor(value) -> torch.Tensor | None:
