@@ -85,8 +85,10 @@ def test_digits_cnn_cut_points_at_real_size():
 
 def test_timm_models_resolve_with_their_own_preprocessing():
     pytest.importorskip("timm")
-    spec = get_spec("timm/resnet18")
-    assert spec.preprocessing.crop_size == 224 and spec.head == "fc"
+    spec = get_spec("timm/resnet18")  # timm's default tag a1_in1k is evaluated at its test size, 288 uncropped
+    assert (spec.preprocessing.resize_size, spec.preprocessing.crop_size, spec.head) == (288, 288, "fc")
+    tv = get_spec("timm/resnet18.tv_in1k").preprocessing  # torchvision's weights in timm: 224 of 256, bilinear
+    assert (tv.resize_size, tv.crop_size, tv.interpolation) == (256, 224, "bilinear")
     backbone = load_backbone("timm/resnet18", "none")
     with torch.no_grad():
         out = make_taps(spec, backbone.model, ["pre_logits", "logits"])(torch.randn(1, 3, 64, 64))
@@ -123,7 +125,7 @@ def test_imagenet_weights_offline_give_a_clear_error(monkeypatch, tmp_path):
 
 
 def test_digits_cnn_has_no_downloadable_weights():
-    with pytest.raises(WeightsError, match="no downloadable weights.*--weights PATH"):
+    with pytest.raises(WeightsError, match="no pretrained weights entry; pass --weights PATH"):
         load_backbone("digits_cnn", "imagenet")
 
 
@@ -145,7 +147,15 @@ def test_weights_file_round_trip(tmp_path, suffix):
 def test_weights_file_of_another_architecture_names_the_keys(tmp_path):
     path = tmp_path / "resnet.pth"
     torch.save(load_backbone("resnet18", "none").model.state_dict(), path)
-    with pytest.raises(WeightsError, match=r"does not fit architecture digits_cnn: missing keys: features.0.weight"):
+    with pytest.raises(WeightsError, match=r"holds 122 tensors under key prefixes layer2 \(30\), layer3 \(30\).*"
+                                           r"digits_cnn expects 36 under features \(30\), classifier \(6\) "
+                                           r"\(0 names in common\): the file uses another naming"):
+        load_backbone("digits_cnn", path)
+    state = load_backbone("digits_cnn", "none").model.state_dict()
+    state.pop("classifier.6.bias")
+    torch.save(state, path)
+    with pytest.raises(WeightsError, match=r"does not fit architecture digits_cnn \(35 tensors against 36\): "
+                                           r"missing keys: classifier.6.bias"):
         load_backbone("digits_cnn", path)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import urllib.error
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,42 +18,61 @@ WEIGHT_SUFFIXES = (".pth", ".pt", ".safetensors")
 
 @dataclass
 class Backbone:
-    """A built network in eval mode with everything needed to feed it and name its outputs."""
+    """A built network in eval mode with everything needed to feed it and name its outputs.
+
+    ``preprocessing`` and ``categories`` belong to the weights: a pretrained entry's own, or for random
+    weights and weights files those of ``preprocessing_source`` (the default entry unless told another).
+    """
 
     model: nn.Module
     spec: BackboneSpec
     weights_id: str
     preprocessing: Preprocessing
+    categories: tuple[str, ...] = ()
+    preprocessing_source: str = ""
 
     @property
     def name(self) -> str:
         return self.spec.name
 
-    @property
-    def categories(self) -> tuple[str, ...]:
-        return self.spec.categories
-
 
 def load_backbone(name: str, weights: str | Path = "imagenet", *, seed: int = 0,
-                  num_classes: int | None = None, preprocessing_mode: str = "weights") -> Backbone:
+                  num_classes: int | None = None, preprocessing_mode: str = "weights",
+                  preprocessing_of: str | None = None) -> Backbone:
     """Build backbone ``name`` in eval mode.
 
     Parameters
     ----------
-    weights : ``"imagenet"`` (download/cache the library's weights), ``"none"`` (random, seeded) or the
-        path of a state dict / checkpoint (``.pth``, ``.pt``, ``.safetensors``) for this architecture.
+    weights : ``"imagenet"`` (the default weights entry), a weights tag (``IMAGENET1K_V2``, ``in1k``: see
+        ``transferlab backbones --weights``), ``"none"`` (random, seeded) or the path of a state dict /
+        checkpoint (``.pth``, ``.pt``, ``.safetensors``) for this architecture.
     num_classes : size of the output layer for random or file weights (default: the spec's).
     preprocessing_mode : ``"weights"`` (resize + centre crop) or ``"squash"`` (the assignment's resize).
+    preprocessing_of : the weights tag whose preprocessing and class names random or file weights use
+        (default: the default entry's).
     """
     spec = get_spec(name)
     weights = str(weights)
-    if weights == "imagenet":
+    entry = spec.weights_entry(weights) if weights != "none" else None
+    source = spec.weights_entry(preprocessing_of) if preprocessing_of else (entry or spec.default_weights)
+    if preprocessing_of and source is None:
+        raise WeightsError(f"{spec.name} has no weights tag {preprocessing_of!r} to take preprocessing from; "
+                           f"expected one of {_tags(spec)}")
+    if entry is not None:
         if num_classes is not None:
-            raise WeightsError("num_classes cannot be changed with --weights imagenet; fine-tuning replaces the head")
-        model, weights_id = _pretrained(spec), f"imagenet:{spec.weights}"
+            raise WeightsError("num_classes cannot be changed with pretrained weights; fine-tuning replaces the head")
+        model, weights_id = entry.load(), f"imagenet:{spec.name}.{entry.tag}"
     elif weights == "none":
-        torch.manual_seed(seed)
-        model, weights_id = spec.build(num_classes=num_classes), f"none:seed={seed}"
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = spec.build(num_classes=num_classes)
+        weights_id = f"none:seed={seed}"
+    elif weights == "imagenet" or _looks_like_tag(weights):
+        if not spec.weights:
+            raise WeightsError(f"{spec.name} has no pretrained weights entry; pass --weights PATH (e.g. the file "
+                               "written by `transferlab demo --task digits`) or --weights none")
+        raise WeightsError(f"{spec.name} has no weights {weights!r}; expected imagenet, none, one of {_tags(spec)}, "
+                           "or the path of a .pth/.pt/.safetensors file")
     else:
         path = Path(weights).expanduser()
         state = read_state_dict(path)
@@ -62,44 +80,19 @@ def load_backbone(name: str, weights: str | Path = "imagenet", *, seed: int = 0,
         load_state_dict_exactly(model, state, path, spec.name)
         weights_id = f"file:{file_digest(path)}"
     model.eval()
-    return Backbone(model=model, spec=spec, weights_id=weights_id,
-                    preprocessing=spec.preprocessing.with_mode(preprocessing_mode))
+    preprocessing = (source.preprocessing if source is not None else spec.preprocessing).with_mode(preprocessing_mode)
+    categories = source.categories if source is not None else ()
+    return Backbone(model=model, spec=spec, weights_id=weights_id, preprocessing=preprocessing,
+                    categories=categories, preprocessing_source=source.tag if source is not None else "")
 
 
-def _pretrained(spec: BackboneSpec) -> nn.Module:
-    if spec.family == "timm":
-        return _timm_pretrained(spec)
-    if spec.weights is None:
-        raise WeightsError(
-            f"{spec.name} has no downloadable weights; pass --weights PATH (e.g. the file written by "
-            "`transferlab demo`) or --weights none for random initialisation"
-        )
-    from torchvision.models import get_model, get_weight
-
-    enum = get_weight(spec.weights)
-    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(enum.url).name
-    try:
-        return get_model(spec.name, weights=enum)
-    except (urllib.error.URLError, OSError, RuntimeError) as exc:
-        raise WeightsError(
-            f"ImageNet weights for {spec.name} are not cached (expected {cached}) and could not be "
-            f"downloaded ({exc.__class__.__name__}); connect once to download them, copy {Path(enum.url).name} "
-            "there, pass --weights PATH to a local file, or --weights none for random weights"
-        ) from exc
+def _tags(spec: BackboneSpec) -> str:
+    return ", ".join(w.tag for w in spec.weights) or "(none)"
 
 
-def _timm_pretrained(spec: BackboneSpec) -> nn.Module:
-    import timm
-
-    model_name = spec.name.split("/", 1)[1]
-    try:
-        return timm.create_model(model_name, pretrained=True)
-    except Exception as exc:  # hub errors come in many classes (offline, missing file, HTTP)
-        raise WeightsError(
-            f"pretrained weights for {spec.name} could not be loaded from the Hugging Face hub or its cache "
-            f"({exc.__class__.__name__}); connect once to download them, pass --weights PATH, "
-            "or --weights none for random weights"
-        ) from exc
+def _looks_like_tag(weights: str) -> bool:
+    """A bare word (``IMAGENET1K_V2``) rather than a file path."""
+    return Path(weights).suffix not in WEIGHT_SUFFIXES and "/" not in weights and not Path(weights).exists()
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -135,19 +128,39 @@ def _head_size(state: dict[str, torch.Tensor], spec: BackboneSpec) -> int | None
 
 
 def load_state_dict_exactly(model: nn.Module, state: dict[str, torch.Tensor], path: Path, name: str) -> None:
-    """Load a state dict into ``model`` exactly; a mismatch names the missing/unexpected/mis-shaped keys."""
+    """Load a state dict into ``model`` exactly; a mismatch says in one line what the file holds against
+    what the model expects (key prefixes and tensor counts, or the mismatched keys) and what to do."""
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
     shapes = [f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}" for k, v in expected.items()
               if k in state and state[k].shape != v.shape]
-    if missing or unexpected or shapes:
-        def show(items: list[str]) -> str:
-            return ", ".join(items[:4]) + (f" (+{len(items) - 4} more)" if len(items) > 4 else "")
+    if not (missing or unexpected or shapes):
+        model.load_state_dict(state)
+        return
+    shared = len(expected) - len(missing)
+    if shared < len(expected) // 2:  # mostly other names: another naming or another architecture
+        raise WeightsError(
+            f"weights file {path} holds {len(state)} tensors under key prefixes {_prefixes(state)}; {name} expects "
+            f"{len(expected)} under {_prefixes(expected)} ({shared} names in common): the file uses another naming "
+            "or architecture. Rename its keys to the model's (docs/core.md, 'Weights in another naming') or pass "
+            "the --backbone it was saved from")
 
-        parts = [f"missing keys: {show(missing)}" if missing else "",
-                 f"unexpected keys: {show(unexpected)}" if unexpected else "",
-                 f"shape mismatches: {show(shapes)}" if shapes else ""]
-        raise WeightsError(f"weights file {path} does not fit architecture {name}: "
-                           + "; ".join(p for p in parts if p) + ". Pass --backbone matching the file")
-    model.load_state_dict(state)
+    def show(items: list[str]) -> str:
+        return ", ".join(items[:3]) + (f" (+{len(items) - 3} more)" if len(items) > 3 else "")
+
+    parts = [f"missing keys: {show(missing)}" if missing else "",
+             f"unexpected keys: {show(unexpected)}" if unexpected else "",
+             f"shape mismatches: {show(shapes)}" if shapes else ""]
+    raise WeightsError(f"weights file {path} does not fit architecture {name} ({len(state)} tensors against "
+                       f"{len(expected)}): " + "; ".join(p for p in parts if p)
+                       + ". Pass the --backbone it was saved from, or fix the keys listed")
+
+
+def _prefixes(state: dict, shown: int = 4) -> str:
+    """The most common first key components, with counts: ``_blocks (256), _bn0 (5), ...``."""
+    from collections import Counter
+
+    counts = Counter(key.split(".")[0] for key in state).most_common()
+    text = ", ".join(f"{prefix} ({n})" for prefix, n in counts[:shown])
+    return text + (f" +{len(counts) - shown} more" if len(counts) > shown else "")

@@ -16,10 +16,13 @@ from ..errors import ConfigError, did_you_mean
 from .spec import BackboneSpec
 
 
-def graph_nodes(model: nn.Module) -> list[str]:
-    """All eval-mode graph node names of a model (any of them is a valid cut point)."""
+def graph_nodes(model: nn.Module, spec: BackboneSpec | None = None) -> list[str]:
+    """All eval-mode graph node names of a model (any of them is a valid cut point), under the spec's
+    tracer (timm's keeps timm's layers whole)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        if spec is not None and spec.node_names is not None:
+            return spec.node_names(model)
         return get_graph_node_names(model)[1]
 
 
@@ -27,12 +30,12 @@ def resolve_layer(spec: BackboneSpec, layer: str, model: nn.Module | None = None
     """Map a friendly name (``relu7``) or a graph node name (``classifier.4``) to its node name."""
     if layer in spec.cut_points:
         return spec.cut_points[layer]
-    if spec.make_taps is None and model is not None and layer in graph_nodes(model):
+    if model is not None and layer in graph_nodes(model, spec):
         return layer
     names = list(spec.cut_points)
     raise ConfigError(
         f"unknown layer {layer!r} for {spec.name}; expected one of {', '.join(names)}"
-        f"{' or any graph node name' if spec.make_taps is None else ''}.{did_you_mean(layer, names)} "
+        f" or any graph node name.{did_you_mean(layer, names)} "
         f"Run `transferlab layers {spec.name}` for the list with shapes"
     )
 
@@ -47,10 +50,10 @@ def make_taps(spec: BackboneSpec, model: nn.Module, layers: list[str]) -> nn.Mod
                           {layer: nodes[resolve_layer(spec, layer, model)] for layer in layers})
     if len(nodes) > 1:
         disable_inplace(model)
-    if spec.make_taps is not None:
-        return spec.make_taps(model, nodes)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        if spec.make_taps is not None:
+            return spec.make_taps(model, nodes)
         return create_feature_extractor(model, return_nodes=nodes)
 
 

@@ -1,81 +1,177 @@
-"""``timm/<name>``: any timm model, resolved on demand when timm is installed.
+"""timm backbones, as first-class as torchvision's: ``timm/<name>`` for any timm model, and
+``efficientnet_lite0`` (timm's ``tf_efficientnet_lite0`` with the weights a registry package ships).
 
-Preprocessing comes from the model's ``pretrained_cfg`` (input size, crop_pct, mean, std,
-interpolation). Cut points: ``features`` (``forward_features``), ``pre_logits`` and ``logits``
-(``forward_head``).
+From timm itself, never written here as literals:
+
+* weights entries: every pretrained tag of the architecture (``timm.list_pretrained``), timm's default
+  first; preprocessing from ``resolve_data_config`` at the evaluation size (``test_input_size``,
+  ``test_crop_pct``, ``crop_mode``); ImageNet class names from timm's ``ImageNetInfo``;
+* cut points: every stage of ``feature_info`` (``stage1`` ...), ``features`` (the output of
+  ``forward_features``), ``pre_logits`` (the classifier's input) and ``logits``, as graph node names of
+  timm's FX tracer (which keeps timm's own layers whole), so extraction, layer studies, activation maps
+  and perceptual loss can look inside;
+* the default Grad-CAM layer: the last spatial one of ``features`` and the stages.
 """
 
 from __future__ import annotations
 
-from functools import partial
+import math
+from functools import lru_cache, partial
 
+import torch
 from torch import nn
 
-from ..errors import ConfigError, did_you_mean
-from .registry import register_prefix
-from .spec import BackboneSpec, Preprocessing
-
-TIMM_POINTS = {"features": "features", "pre_logits": "pre_logits", "logits": "logits"}
-
-
-class TimmTaps(nn.Module):
-    """Return the requested timm outputs; ``logits`` runs the head, the others stop before it."""
-
-    def __init__(self, model: nn.Module, return_nodes: dict[str, str]) -> None:
-        super().__init__()
-        self.model = model
-        self.return_nodes = return_nodes
-
-    def forward(self, x):
-        out, feats = {}, self.model.forward_features(x)
-        if "features" in self.return_nodes:
-            out[self.return_nodes["features"]] = feats
-        if {"pre_logits", "logits"} & set(self.return_nodes):
-            pre = self.model.forward_head(feats, pre_logits=True)
-            if "pre_logits" in self.return_nodes:
-                out[self.return_nodes["pre_logits"]] = pre
-            if "logits" in self.return_nodes:
-                out[self.return_nodes["logits"]] = self.model.forward_head(feats)
-        return out
+from ..errors import ConfigError, WeightsError, did_you_mean
+from . import efficientnet_lite0
+from .registry import register_lazy, register_prefix
+from .spec import BackboneSpec, Preprocessing, WeightsEntry
 
 
-def _make_taps(model: nn.Module, return_nodes: dict[str, str]) -> nn.Module:
-    unknown = set(return_nodes) - set(TIMM_POINTS)
-    if unknown:
-        raise ConfigError(f"timm backbones expose the layers {', '.join(TIMM_POINTS)}; got {', '.join(unknown)}")
-    return TimmTaps(model, return_nodes)
-
-
-def _build(name: str, num_classes: int | None = None) -> nn.Module:
-    import timm
-
-    kwargs = {} if num_classes is None else {"num_classes": num_classes}
-    return timm.create_model(name, pretrained=False, **kwargs)
-
-
-def resolve_timm(name: str) -> BackboneSpec:
-    """Build the spec of ``timm/<name>`` from timm's pretrained configuration."""
+def _timm():
     try:
         import timm
     except ImportError as exc:
-        raise ConfigError(f"timm/{name} needs timm: pip install 'transferlab[timm]'") from exc
-    base = name.split(".")[0]
+        raise ConfigError("timm backbones need timm: pip install 'transferlab[timm]'") from exc
+    return timm
+
+
+def node_names(model: nn.Module) -> list[str]:
+    """Eval-mode graph node names under timm's FX tracer."""
+    from timm.layers import get_graph_node_names
+
+    return get_graph_node_names(model)[1]
+
+
+def make_taps(model: nn.Module, return_nodes: dict[str, str]) -> nn.Module:
+    """timm's ``create_feature_extractor``: torchvision's, with timm's untraceable layers kept as leaves."""
+    from timm.layers import create_feature_extractor
+
+    return create_feature_extractor(model, return_nodes=return_nodes)
+
+
+@lru_cache(maxsize=None)
+def imagenet_categories(num_classes: int) -> tuple[str, ...]:
+    """Short class names (the first synonym, ``tabby`` for "tabby, tabby cat") of an ImageNet subset
+    with ``num_classes`` outputs (1k, 12k, 21k...), or ``()`` when the head is not an ImageNet one."""
+    from timm.data import ImageNetInfo, infer_imagenet_subset
+
+    subset = infer_imagenet_subset({"num_classes": num_classes})
+    if subset is None:
+        return ()
+    info = ImageNetInfo(subset)
+    return tuple(info.index_to_description(i).split(",")[0].strip() for i in range(num_classes))
+
+
+def preprocessing_of(pretrained_cfg: dict) -> Preprocessing:
+    """timm's evaluation preprocessing of a pretrained configuration (test sizes when it has them)."""
+    from timm.data import resolve_data_config
+
+    data = resolve_data_config({}, pretrained_cfg=pretrained_cfg, use_test_size=True)
+    crop = int(data["input_size"][-1])
+    return Preprocessing(
+        resize_size=int(math.floor(crop / data["crop_pct"])), crop_size=crop,
+        mean=tuple(float(v) for v in data["mean"]), std=tuple(float(v) for v in data["std"]),
+        interpolation=data["interpolation"] or "bilinear", crop_mode=data.get("crop_mode", "center"),
+    )
+
+
+def _load_pretrained(full_name: str) -> nn.Module:
+    timm = _timm()
+    try:
+        return timm.create_model(full_name, pretrained=True)
+    except Exception as exc:  # hub errors come in many classes (offline, missing file, HTTP)
+        raise WeightsError(
+            f"pretrained weights timm/{full_name} are neither in the Hugging Face cache nor downloadable "
+            f"({exc.__class__.__name__}); connect once to download them, pass --weights PATH, "
+            "or --weights none for random weights"
+        ) from exc
+
+
+def _entry(full_name: str, load=None, source: str | None = None) -> WeightsEntry:
+    cfg = _timm().models.get_pretrained_cfg(full_name).to_dict()
+    tag = full_name.partition(".")[2] or cfg.get("tag") or "default"
+    return WeightsEntry(tag=tag, preprocessing=preprocessing_of(cfg),
+                        categories=imagenet_categories(int(cfg.get("num_classes") or 0)),
+                        load=load or partial(_load_pretrained, full_name),
+                        source=source or f"timm {full_name} (Hugging Face hub)", trained_on=tag)
+
+
+def timm_cut_points(model: nn.Module) -> dict[str, str]:
+    """``stage<i>`` for ``feature_info``, then ``features``, ``pre_logits`` and ``logits`` (graph nodes)."""
+    nodes = node_names(model)
+    points = {f"stage{i + 1}": info["module"] for i, info in enumerate(getattr(model, "feature_info", []))}
+    classifier = model.pretrained_cfg.get("classifier") or "head"
+    if classifier not in nodes:
+        return points
+    head_at = nodes.index(classifier)
+    pre_at = head_at - 1
+    while pre_at > 0 and "drop" in nodes[pre_at].split(".")[-1]:
+        pre_at -= 1  # dropout is the identity in eval mode: the classifier's real input is before it
+    pool_at = next((i for i, n in enumerate(nodes) for p in ("global_pool", "head.global_pool")
+                    if n == p or n.startswith(p + ".")), None)
+    if pool_at is not None and 0 < pool_at - 1 < pre_at:
+        features = nodes[pool_at - 1]
+        last_stage = next(reversed(points.values()), None)
+        # the last node inside the last stage is that stage's output: name it by the stage's module
+        points["features"] = last_stage if last_stage and features.startswith(last_stage + ".") else features
+    points.update({"pre_logits": nodes[pre_at], "logits": classifier})
+    return points
+
+
+def timm_spec(name: str, build, weights: tuple[WeightsEntry, ...], description: str) -> BackboneSpec:
+    """A registry entry for a timm architecture: cut points and Grad-CAM layer read off the model."""
+    from .taps import layer_shapes
+
+    with torch.device("meta"):
+        model = build().eval()
+    cut_points = timm_cut_points(model)
+    spec = BackboneSpec(name=name, build=build, weights=weights, cut_points=cut_points, default_layer="pre_logits",
+                        head=model.pretrained_cfg.get("classifier") or "head", gradcam_layer=None, family="timm",
+                        description=description, make_taps=make_taps, node_names=node_names)
+    shapes = layer_shapes(spec, model=model) if cut_points else {}
+    modules = dict(model.named_modules())
+    spatial = [cut_points[n] for n in ("features", *reversed([p for p in cut_points if p.startswith("stage")]))
+               if n in shapes and len(shapes[n]) == 3 and shapes[n][1] * shapes[n][2] > 1 and cut_points[n] in modules]
+    from dataclasses import replace
+
+    return replace(spec, gradcam_layer=spatial[0] if spatial else None)
+
+
+def _build(name: str, num_classes: int | None = None) -> nn.Module:
+    kwargs = {} if num_classes is None else {"num_classes": num_classes}
+    return _timm().create_model(name, pretrained=False, **kwargs)
+
+
+def resolve_timm(name: str) -> BackboneSpec:
+    """The spec of ``timm/<name>``; ``<name>`` may carry a pretrained tag (``resnet18.a1_in1k``), which
+    then becomes the default weights entry."""
+    timm = _timm()
+    base, _, tag = name.partition(".")
     if base not in timm.list_models():
-        raise ConfigError(f"timm has no model {name!r}.{did_you_mean(base, timm.list_models())} "
+        raise ConfigError(f"timm has no model {base!r}.{did_you_mean(base, timm.list_models())} "
                           "See timm.list_models() for the names")
-    cfg = timm.models.get_pretrained_cfg(name) or timm.models.get_pretrained_cfg(base)
-    crop = int(cfg.input_size[-1])
-    preprocessing = Preprocessing(
-        resize_size=int(round(crop / cfg.crop_pct)), crop_size=crop,
-        mean=tuple(float(v) for v in cfg.mean), std=tuple(float(v) for v in cfg.std),
-        interpolation=cfg.interpolation or "bilinear",
-    )
-    return BackboneSpec(
-        name=f"timm/{name}", build=partial(_build, name), preprocessing=preprocessing,
-        cut_points=TIMM_POINTS, default_layer="pre_logits", head=cfg.classifier or "head",
-        gradcam_layer=None, weights=f"timm:{name}", categories=(), family="timm",
-        description=f"timm model {name}", make_taps=_make_taps,
-    )
+    tags = timm.list_pretrained(f"{base}.*")
+    default = timm.models.get_pretrained_cfg(base)
+    first = name if tag else (f"{base}.{default.tag}" if default is not None and default.tag else None)
+    if tag and name not in tags:
+        raise ConfigError(f"timm has no pretrained tag {name!r}; expected one of {', '.join(tags) or 'none'}")
+    ordered = ([first] if first in tags else []) + [t for t in tags if t != first]
+    entries = tuple(_entry(t) for t in ordered)
+    spec = timm_spec(f"timm/{name}", partial(_build, base), entries, f"timm model {name}")
+    if not entries:  # an architecture without pretrained weights: its default configuration's preprocessing
+        from dataclasses import replace
+
+        spec = replace(spec, input_preprocessing=preprocessing_of(default.to_dict() if default is not None else {}))
+    return spec
+
+
+def _efficientnet_lite0() -> BackboneSpec:
+    entry = _entry(f"{efficientnet_lite0.TIMM_NAME}.in1k", load=efficientnet_lite0.load_imagenet,
+                   source=f"package {efficientnet_lite0.PACKAGE} (EfficientNet-PyTorch naming, mapped to timm's "
+                          f"{efficientnet_lite0.TIMM_NAME}); else timm's hub")
+    return timm_spec("efficientnet_lite0", efficientnet_lite0.build, (entry,),
+                     "EfficientNet-Lite0 (Tan & Le 2019), 4.7M parameters; real ImageNet weights offline")
 
 
 register_prefix("timm", resolve_timm)
+register_lazy("efficientnet_lite0", _efficientnet_lite0)

@@ -1,19 +1,23 @@
 """Registry entries for torchvision's ImageNet classifiers.
 
-Preprocessing is read from each weights enum's ``transforms()`` (never written here as literals);
-cut points map the names used in the seeds (``conv1_1 ... relu7``) to torchvision graph nodes.
+Every value of a network's weights enum is a weights entry (ResNet-50 has ``IMAGENET1K_V1`` and
+``IMAGENET1K_V2``; the enum's ``DEFAULT`` comes first and is ``--weights imagenet``). Preprocessing and
+class names are read from each value (``transforms()``, ``meta["categories"]``), never written here as
+literals; cut points map the names used in the seeds (``conv1_1 ... relu7``) to torchvision graph nodes.
+The assignment's ``vgg16(pretrained=True)`` is ``VGG16_Weights.IMAGENET1K_V1``, VGG16's default.
 """
 
 from __future__ import annotations
 
 from functools import partial
+from pathlib import Path
 
 from torch import nn
 from torchvision.models import get_model, get_model_weights
 from torchvision.models.vgg import cfgs as VGG_CFGS
 
 from .registry import register
-from .spec import BackboneSpec, Preprocessing
+from .spec import BackboneSpec, Preprocessing, WeightsEntry
 
 
 def preprocessing_of(weights) -> Preprocessing:
@@ -24,6 +28,42 @@ def preprocessing_of(weights) -> Preprocessing:
         mean=tuple(float(v) for v in t.mean), std=tuple(float(v) for v in t.std),
         interpolation=t.interpolation.value,
     )
+
+
+def load_torchvision(name: str, weights_name: str) -> nn.Module:
+    """torchvision's network ``name`` with weights ``weights_name`` (downloaded once into the torch cache)."""
+    import urllib.error
+
+    import torch
+    from torchvision.models import get_weight
+
+    from ..errors import WeightsError
+
+    enum = get_weight(weights_name)
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(enum.url).name
+    try:
+        return get_model(name, weights=enum)
+    except (urllib.error.URLError, OSError, RuntimeError) as exc:
+        raise WeightsError(
+            f"ImageNet weights for {name} are not cached (expected {cached}) and could not be downloaded "
+            f"({exc.__class__.__name__}); connect once, copy {Path(enum.url).name} there, pass --weights PATH "
+            "to a local file, or --weights none for random weights"
+        ) from exc
+
+
+def weights_entries(name: str) -> tuple[WeightsEntry, ...]:
+    """One entry per value of the network's weights enum, ``DEFAULT`` first."""
+    enum = get_model_weights(name)
+    values = [enum.DEFAULT] + [w for w in enum if w is not enum.DEFAULT]
+    entries = []
+    for w in values:
+        full = f"{enum.__name__}.{w.name}"
+        categories = w.meta.get("categories") or ()
+        trained_on = "ImageNet-1k" if len(categories) == 1000 else "ImageNet-1k (feature weights, no classifier)"
+        entries.append(WeightsEntry(tag=w.name, preprocessing=preprocessing_of(w), categories=tuple(categories),
+                                    load=partial(load_torchvision, name, full), source=f"torchvision {full}",
+                                    trained_on=trained_on))
+    return tuple(entries)
 
 
 def _build(name: str, num_classes: int | None = None, **kwargs) -> nn.Module:
@@ -80,11 +120,9 @@ def _vit_points(depth: int) -> dict[str, str]:
 
 def _entry(name: str, cut_points: dict[str, str], head: str, gradcam_layer: str | None,
            default_layer: str = "pre_logits", description: str = "", **build_kwargs) -> BackboneSpec:
-    weights = get_model_weights(name).DEFAULT
     return register(BackboneSpec(
-        name=name, build=partial(_build, name, **build_kwargs), preprocessing=preprocessing_of(weights),
+        name=name, build=partial(_build, name, **build_kwargs), weights=weights_entries(name),
         cut_points=cut_points, default_layer=default_layer, head=head, gradcam_layer=gradcam_layer,
-        weights=f"{type(weights).__name__}.{weights.name}", categories=tuple(weights.meta["categories"]),
         description=description,
     ))
 

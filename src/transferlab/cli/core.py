@@ -17,16 +17,36 @@ from . import options as opt
 console = Console()
 
 
-def backbones() -> None:
+def backbones(
+    weights: Annotated[bool, typer.Option("--weights", help="List every weights entry (tag, preprocessing, "
+                                                             "source) instead of one row per backbone.")] = False,
+) -> None:
     """List the backbone registry (``timm/<name>`` works too when timm is installed)."""
-    table = Table("name", "input", "default layer", "weights", "description")
+    from ..errors import ConfigError
+
+    if weights:
+        table = Table("backbone", "weights tag", "input", "interp.", "classes", "trained on / source")
+    else:
+        table = Table("name", "input", "default layer", "default weights", "description")
     for name in list_backbones():
-        spec = get_spec(name)
+        try:
+            spec = get_spec(name)
+        except ConfigError as error:  # an entry that needs an optional extra
+            table.add_row(name, "", "", "", str(error)) if not weights else None
+            continue
+        if weights:
+            for i, entry in enumerate(spec.weights):
+                pre = entry.preprocessing
+                table.add_row(name, entry.tag + (" (imagenet)" if i == 0 else ""),
+                              f"{pre.resize_size}->{pre.crop_size}", pre.interpolation, str(len(entry.categories)),
+                              f"{entry.trained_on}; {entry.source}")
+            continue
         pre = spec.preprocessing
-        table.add_row(name, f"{pre.resize_size}->{pre.crop_size}", spec.default_layer, spec.weights or "-",
-                      spec.description)
+        default = spec.default_weights
+        table.add_row(name, f"{pre.resize_size}->{pre.crop_size}", spec.default_layer,
+                      default.tag if default else "-", spec.description)
     console.print(table)
-    console.print("Any timm model: timm/<name> (pip install 'transferlab[timm]').")
+    console.print("Any timm model: timm/<name> (pip install 'transferlab\\[timm]').")
 
 
 def layers(
@@ -42,12 +62,12 @@ def layers(
         table.add_row(name, node, str(shape), f"{pooled_size(shape, 'none'):,}",
                       f"{pooled_size(shape, 'avg'):,}" if len(shape) > 1 else "")
     console.print(table)
-    if all_nodes and spec.make_taps is None:
+    if all_nodes:
         import torch
 
         with torch.device("meta"):
             model = spec.build()
-        console.print(" ".join(graph_nodes(model)))
+        console.print(" ".join(graph_nodes(model.eval(), spec)))
 
 
 def extract(

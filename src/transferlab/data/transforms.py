@@ -24,8 +24,12 @@ def resize_and_crop(pre: Preprocessing) -> Callable[[Image.Image], Image.Image]:
         size = pre.crop_size
         return lambda img: img.resize((size, size), Image.BILINEAR)  # the assignment's exact resize
     if pre.mode == "weights":
-        return v2.Compose([v2.Resize(pre.resize_size, interpolation=InterpolationMode(pre.interpolation),
-                                     antialias=True), v2.CenterCrop(pre.crop_size)])
+        if pre.crop_mode not in ("center", "squash"):
+            raise ConfigError(f"crop mode {pre.crop_mode!r} of these weights is not supported; expected center or "
+                              "squash. Pass --preprocess squash to resize whole images instead")
+        resize = pre.resize_size if pre.crop_mode == "center" else (pre.resize_size, pre.resize_size)
+        return v2.Compose([v2.Resize(resize, interpolation=InterpolationMode(pre.interpolation), antialias=True),
+                           v2.CenterCrop(pre.crop_size)])
     raise ConfigError(f"unknown preprocessing mode {pre.mode!r}; expected weights or squash")
 
 

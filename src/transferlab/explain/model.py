@@ -81,7 +81,7 @@ class ExplainModel:
         bb = load_backbone(name, weights, seed=seed, preprocessing_mode=preprocessing_mode)
         model = bb.model.to(device).eval()
         n_out = _output_size(model, bb.spec, bb.preprocessing, device)
-        categories = list(bb.spec.categories)
+        categories = list(bb.categories)
         classes = categories if len(categories) == n_out else [f"class_{i}" for i in range(n_out)]
         return cls(module=model, preprocessing=bb.preprocessing, classes=classes,
                    layer_module=_module_resolver(model, bb.spec), name=f"{name} ({bb.weights_id})",

@@ -56,7 +56,8 @@ class FinetunedModel:
         self.preprocessing = Preprocessing(resize_size=int(pre["resize_size"]), crop_size=int(pre["crop_size"]),
                                            mean=tuple(pre["mean"]), std=tuple(pre["std"]),
                                            interpolation=pre.get("interpolation", "bilinear"),
-                                           mode=pre.get("mode", "weights"))
+                                           mode=pre.get("mode", "weights"),
+                                           crop_mode=pre.get("crop_mode", "center"))
         self.backbone_name: str = meta["backbone"]
         self.head: str = meta.get("head", get_spec(self.backbone_name).head)
 

@@ -211,7 +211,7 @@ def inspect_architecture(backbone: str | BackboneSpec, input_size: int | None = 
     with torch.device("meta"):
         model = spec.build()
     summary = summarize_model(model, (3, size, size), name=spec.name, cut_points=_module_cut_points(spec, model))
-    summary.extra["weights"] = spec.weights
+    summary.extra["weights"] = spec.default_weights.source if spec.default_weights else None
     summary.extra["n_categories"] = len(spec.categories)
     return summary
 

@@ -10,8 +10,8 @@ the normal prediction (the weights' own preprocessing, eval mode) :func:`predict
   each seeded, so the top-1 class and its probability change from pass to pass.
 
 Train mode never changes the network: its buffers (BatchNorm running statistics) are restored and
-eval mode is set again in ``finally``. Class names come from the registry (``spec.categories``, the
-1000 names torchvision ships in its weights metadata).
+eval mode is set again in ``finally``. Class names come from the weights entry (``backbone.categories``: the
+1000 names torchvision ships in its weights metadata, or timm's ``ImageNetInfo``).
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ class ImagePrediction:
 
 def class_names(backbone: Backbone, n_outputs: int) -> list[str]:
     """Names of the network's outputs: the registry's categories, or ``class_<i>`` when they do not fit."""
-    names = list(backbone.spec.categories)
+    names = list(backbone.categories)
     return names if len(names) == n_outputs else [f"class_{i}" for i in range(n_outputs)]
 
 

@@ -53,8 +53,6 @@ def _index(node: str, part: str) -> int | None:
 
 def grid_axes(spec: BackboneSpec) -> GridAxes | None:
     """The heatmap's axes for a ``features`` + [``avgpool``] + ``classifier`` network, else None."""
-    if spec.make_taps is not None:
-        return None
     with torch.device("meta"):
         model = spec.build()
     features, classifier = getattr(model, "features", None), getattr(model, "classifier", None)
