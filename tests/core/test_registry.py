@@ -238,3 +238,41 @@ def test_tapping_a_layer_and_its_inplace_relu_together_keeps_both():
     assert alone.min() < 0 and torch.equal(both["fc1"], alone)
     assert torch.equal(both["relu_fc1"], alone.clamp_min(0))
     assert both["conv1"].min() < 0 <= both["relu1"].min()
+
+
+def test_weights_entries_own_their_preprocessing_and_the_default_comes_first(tmp_path):
+    resnet = get_spec("resnet50")
+    assert [w.tag for w in resnet.weights] == ["IMAGENET1K_V2", "IMAGENET1K_V1"]  # torchvision's DEFAULT first
+    assert resnet.weights_entry("imagenet") is resnet.weights[0]
+    v1, v2 = resnet.weights_entry("IMAGENET1K_V1").preprocessing, resnet.weights_entry("imagenet1k_v2").preprocessing
+    assert (v1.resize_size, v2.resize_size, v1.crop_size, v2.crop_size) == (256, 232, 224, 224)
+    assert get_spec("vgg16").default_weights.tag == "IMAGENET1K_V1"  # the assignment's vgg16(pretrained=True)
+    assert len(get_spec("vgg16").weights_entry("IMAGENET1K_FEATURES").categories) == 0  # headless weights
+    with pytest.raises(WeightsError, match=r"resnet50 has no weights 'IMAGENET1K_V9'; expected imagenet, none, "
+                                           r"one of IMAGENET1K_V2, IMAGENET1K_V1, or the path"):
+        load_backbone("resnet50", "IMAGENET1K_V9")
+    # random and file weights take the default entry's preprocessing, or the one they are told
+    assert load_backbone("resnet50", "none").preprocessing.resize_size == 232
+    told = load_backbone("resnet50", "none@IMAGENET1K_V1")
+    assert told.preprocessing.resize_size == 256 and told.preprocessing_source == "IMAGENET1K_V1"
+    path = tmp_path / "r18.pth"
+    torch.save(load_backbone("resnet18", "none").model.state_dict(), path)
+    from_file = load_backbone("resnet18", f"{path}@IMAGENET1K_V1")
+    assert from_file.preprocessing_source == "IMAGENET1K_V1" and from_file.categories[0] == "tench"
+
+
+def test_looking_a_backbone_up_never_changes_the_listing():
+    pytest.importorskip("timm")
+    before = list_backbones()
+    get_spec("timm/resnet18")
+    assert list_backbones() == before and "timm/resnet18" not in before and "efficientnet_lite0" in before
+
+
+def test_timm_cut_points_come_from_feature_info_and_grad_cam_defaults_to_the_last_spatial_one():
+    pytest.importorskip("timm")
+    spec = get_spec("timm/resnet18")
+    assert dict(spec.cut_points) == {"stage1": "act1", "stage2": "layer1", "stage3": "layer2", "stage4": "layer3",
+                                     "stage5": "layer4", "features": "layer4", "pre_logits": "global_pool.flatten",
+                                     "logits": "fc"}
+    assert spec.gradcam_layer == "layer4" and spec.categories[1] == "goldfish"
+    assert layer_shapes(spec, ["stage3", "pre_logits"]) == {"stage3": (128, 36, 36), "pre_logits": (512,)}

@@ -45,7 +45,8 @@ def load_backbone(name: str, weights: str | Path = "imagenet", *, seed: int = 0,
     ----------
     weights : ``"imagenet"`` (the default weights entry), a weights tag (``IMAGENET1K_V2``, ``in1k``: see
         ``transferlab backbones --weights``), ``"none"`` (random, seeded) or the path of a state dict /
-        checkpoint (``.pth``, ``.pt``, ``.safetensors``) for this architecture.
+        checkpoint (``.pth``, ``.pt``, ``.safetensors``) for this architecture; ``PATH@TAG`` (or
+        ``none@TAG``) takes the preprocessing and class names of weights entry ``TAG``.
     num_classes : size of the output layer for random or file weights (default: the spec's).
     preprocessing_mode : ``"weights"`` (resize + centre crop) or ``"squash"`` (the assignment's resize).
     preprocessing_of : the weights tag whose preprocessing and class names random or file weights use
@@ -53,6 +54,9 @@ def load_backbone(name: str, weights: str | Path = "imagenet", *, seed: int = 0,
     """
     spec = get_spec(name)
     weights = str(weights)
+    head, at, tail = weights.rpartition("@")
+    if at and preprocessing_of is None and spec.weights_entry(tail) is not None:
+        weights, preprocessing_of = head, tail
     entry = spec.weights_entry(weights) if weights != "none" else None
     source = spec.weights_entry(preprocessing_of) if preprocessing_of else (entry or spec.default_weights)
     if preprocessing_of and source is None:

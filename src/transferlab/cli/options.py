@@ -9,7 +9,8 @@ import typer
 
 Backbone = Annotated[str, typer.Option("--backbone", "-b", help="Registry name (see `transferlab backbones`).")]
 Weights = Annotated[str, typer.Option(
-    "--weights", "-w", help="imagenet (library weights), none (random, seeded) or PATH to a .pth/.pt/.safetensors.")]
+    "--weights", "-w", help="imagenet (the default weights entry), a weights TAG (`transferlab backbones --weights`), none "
+                          "(random, seeded) or PATH to a .pth/.pt/.safetensors; PATH@TAG uses TAG's preprocessing.")]
 Layer = Annotated[Optional[str], typer.Option("--layer", "-l", help="Cut point (see `transferlab layers B`); "
                                                                    "default: the backbone's feature layer.")]
 Seed = Annotated[int, typer.Option("--seed", help="Seed of every random choice.")]
