@@ -15,6 +15,7 @@ $(VENV)/.installed: $(LOCK) pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --require-hashes -r $(LOCK)
 	$(PY) -m pip install --quiet --no-deps -e .
+	$(PY) -m pip check || { echo "$(LOCK) does not satisfy pyproject.toml: run make lock"; exit 1; }
 	touch $@
 
 .PHONY: venv lock demo test bench clean
