@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 import torch
-from torchvision.models import get_weight
+from torchvision.models import get_model_weights
 
 from transferlab.backbones import get_spec, load_backbone
 from transferlab.data import image_transform, load_rgb, pil_to_tensor, resize_and_crop
@@ -33,7 +33,7 @@ def results(alexnet, photos):
 def test_class_names_are_imagenet_1000(name):
     spec = get_spec(name)
     assert len(spec.categories) == 1000
-    assert list(spec.categories) == get_weight(spec.weights).meta["categories"]
+    assert list(spec.categories) == get_model_weights(name).DEFAULT.meta["categories"]
     assert spec.categories[281] == "tabby" and spec.categories[0] == "tench"
 
 

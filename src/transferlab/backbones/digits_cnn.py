@@ -56,6 +56,6 @@ register(BackboneSpec(
     name="digits_cnn", build=build_digits_cnn,
     input_preprocessing=Preprocessing(resize_size=32, crop_size=32, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)),
     cut_points=CUT_POINTS, default_layer="relu_fc2", head="classifier.6", gradcam_layer="features.16",
-    family="transferlab",
+    input_categories=DIGIT_CLASSES, family="transferlab",
     description="small 32x32 CNN; pretrained offline by `transferlab demo` (use --weights PATH)",
 ))

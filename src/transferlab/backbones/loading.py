@@ -85,7 +85,7 @@ def load_backbone(name: str, weights: str | Path = "imagenet", *, seed: int = 0,
         weights_id = f"file:{file_digest(path)}"
     model.eval()
     preprocessing = (source.preprocessing if source is not None else spec.preprocessing).with_mode(preprocessing_mode)
-    categories = source.categories if source is not None else ()
+    categories = source.categories if source is not None else spec.categories
     return Backbone(model=model, spec=spec, weights_id=weights_id, preprocessing=preprocessing,
                     categories=categories, preprocessing_source=source.tag if source is not None else "")
 

@@ -76,7 +76,8 @@ class BackboneSpec:
     default_layer : the natural feature layer (``relu7`` for VGG, ``pre_logits`` elsewhere).
     head : dotted module path of the final classification layer (replaced by fine-tuning).
     gradcam_layer : dotted module path of the last spatial block (Grad-CAM's default), or None.
-    input_preprocessing : preprocessing of a backbone with no weights entry (random or file weights).
+    input_preprocessing, input_categories : preprocessing and output class names of a backbone with no
+        weights entry (random or file weights).
     make_taps : optional ``make_taps(model, {node: name}) -> nn.Module`` returning a dict; by default
         torchvision's ``create_feature_extractor``.
     node_names : optional ``node_names(model) -> [graph node names]``; by default torchvision's.
@@ -90,6 +91,7 @@ class BackboneSpec:
     gradcam_layer: str | None
     weights: tuple[WeightsEntry, ...] = ()
     input_preprocessing: Preprocessing | None = None
+    input_categories: tuple[str, ...] = ()
     family: str = "torchvision"
     description: str = ""
     make_taps: Callable[[nn.Module, dict[str, str]], nn.Module] | None = None
@@ -113,7 +115,7 @@ class BackboneSpec:
     @property
     def categories(self) -> tuple[str, ...]:
         """The default weights' class names."""
-        return self.weights[0].categories if self.weights else ()
+        return self.weights[0].categories if self.weights else self.input_categories
 
     def weights_entry(self, tag: str) -> WeightsEntry | None:
         """The entry called ``tag`` (``imagenet`` is the default one; case does not matter), or None."""
