@@ -87,13 +87,13 @@ def _load_pretrained(full_name: str) -> nn.Module:
         ) from exc
 
 
-def _entry(full_name: str, load=None, source: str | None = None) -> WeightsEntry:
+def _entry(full_name: str, load=None, source: str | None = None, trained_on: str | None = None) -> WeightsEntry:
     cfg = _timm().models.get_pretrained_cfg(full_name).to_dict()
     tag = full_name.partition(".")[2] or cfg.get("tag") or "default"
     return WeightsEntry(tag=tag, preprocessing=preprocessing_of(cfg),
                         categories=imagenet_categories(int(cfg.get("num_classes") or 0)),
                         load=load or partial(_load_pretrained, full_name),
-                        source=source or f"timm {full_name} (Hugging Face hub)", trained_on=tag)
+                        source=source or f"timm {full_name} (Hugging Face hub)", trained_on=trained_on or tag)
 
 
 def timm_cut_points(model: nn.Module) -> dict[str, str]:
@@ -168,7 +168,7 @@ def resolve_timm(name: str) -> BackboneSpec:
 def _efficientnet_lite0() -> BackboneSpec:
     entry = _entry(f"{efficientnet_lite0.TIMM_NAME}.in1k", load=efficientnet_lite0.load_imagenet,
                    source=f"package {efficientnet_lite0.PACKAGE} (EfficientNet-PyTorch naming, mapped to timm's "
-                          f"{efficientnet_lite0.TIMM_NAME}); else timm's hub")
+                          f"{efficientnet_lite0.TIMM_NAME}); else timm's hub", trained_on="ImageNet-1k")
     return timm_spec("efficientnet_lite0", efficientnet_lite0.build, (entry,),
                      "EfficientNet-Lite0 (Tan & Le 2019), 4.7M parameters; real ImageNet weights offline")
 

@@ -59,7 +59,9 @@ def weights_entries(name: str) -> tuple[WeightsEntry, ...]:
     for w in values:
         full = f"{enum.__name__}.{w.name}"
         categories = w.meta.get("categories") or ()
-        trained_on = "ImageNet-1k" if len(categories) == 1000 else "ImageNet-1k (feature weights, no classifier)"
+        trained_on = "ImageNet-1k" if len(categories) == 1000 else "ImageNet-1k, no head"
+        if "SWAG" in w.name:  # Singh et al. 2022: weakly supervised on Instagram, then ImageNet-1k
+            trained_on = "IG-3.6B, then ImageNet-1k" + (" (linear head)" if "LINEAR" in w.name else "")
         entries.append(WeightsEntry(tag=w.name, preprocessing=preprocessing_of(w), categories=tuple(categories),
                                     load=partial(load_torchvision, name, full), source=f"torchvision {full}",
                                     trained_on=trained_on))

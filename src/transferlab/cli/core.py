@@ -25,7 +25,7 @@ def backbones(
     from ..errors import ConfigError
 
     if weights:
-        table = Table("backbone", "weights tag", "input", "interp.", "classes", "trained on / source")
+        table = Table("backbone", "weights tag (* = imagenet)", "input", "classes", "trained on")
     else:
         table = Table("name", "input", "default layer", "default weights", "description")
     for name in list_backbones():
@@ -37,9 +37,8 @@ def backbones(
         if weights:
             for i, entry in enumerate(spec.weights):
                 pre = entry.preprocessing
-                table.add_row(name, entry.tag + (" (imagenet)" if i == 0 else ""),
-                              f"{pre.resize_size}->{pre.crop_size}", pre.interpolation, str(len(entry.categories)),
-                              f"{entry.trained_on}; {entry.source}")
+                table.add_row(name, entry.tag + (" *" if i == 0 else ""), f"{pre.resize_size}->{pre.crop_size}",
+                              str(len(entry.categories)), entry.trained_on)
             continue
         pre = spec.preprocessing
         default = spec.default_weights
