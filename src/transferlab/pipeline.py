@@ -87,6 +87,7 @@ def run_config(options: ExtractionOptions, result: DatasetFeatures) -> dict:
     """The resolved configuration of a run (what produced the features)."""
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options).items()}
     config.update(layers=list(result.features), weights_id=result.backbone.weights_id,
+                  preprocessing_source=result.backbone.preprocessing_source,
                   preprocessing=result.backbone.preprocessing.as_dict(), split=result.split.describe(),
                   cache_keys=result.extraction.cache_keys)
     return config

@@ -276,3 +276,30 @@ def test_timm_cut_points_come_from_feature_info_and_grad_cam_defaults_to_the_las
                                      "logits": "fc"}
     assert spec.gradcam_layer == "layer4" and spec.categories[1] == "goldfish"
     assert layer_shapes(spec, ["stage3", "pre_logits"]) == {"stage3": (128, 36, 36), "pre_logits": (512,)}
+
+
+def test_timm_heads_found_by_module_prefix_and_channels_last_networks_keep_only_head_points():
+    pytest.importorskip("timm")
+    mobilenet = load_backbone("timm/mobilenetv3_small_100", "none")  # its classifier is timm's own Linear
+    with torch.no_grad():
+        out = make_taps(mobilenet.spec, mobilenet.model, ["pre_logits", "logits"])(torch.randn(1, 3, 64, 64))
+    assert out["pre_logits"].shape == (1, 1024) and out["logits"].shape == (1, 1000)
+    swin = get_spec("timm/swin_tiny_patch4_window7_224")  # (N, H, W, C) maps: no stage points, no Grad-CAM
+    assert set(swin.cut_points) == {"pre_logits", "logits"} and swin.gradcam_layer is None
+    mixer = get_spec("timm/mixer_s16_224")  # no pretrained tag here: its default configuration's preprocessing
+    assert mixer.weights == () and mixer.preprocessing.crop_size == 224
+
+
+def test_a_saved_linear_model_keeps_the_preprocessing_of_the_entry_it_was_trained_with(tmp_path):
+    from sklearn.svm import LinearSVC
+
+    from transferlab.classify import LinearProbeModel, load_model
+
+    backbone = load_backbone("resnet18", "none@IMAGENET1K_V1")
+    svm = LinearSVC().fit(np.random.default_rng(0).normal(size=(6, 512)), [0, 1] * 3)
+    LinearProbeModel(backbone, "pre_logits", "none", True, ["a", "b"], svm, "none@IMAGENET1K_V1").save(tmp_path / "m")
+    loaded = load_model(tmp_path / "m")
+    assert loaded.backbone.preprocessing_source == "IMAGENET1K_V1"
+    assert loaded.preprocessing == backbone.preprocessing
+    resnet50 = load_backbone("resnet50", "none@IMAGENET1K_V1")
+    assert resnet50.preprocessing.resize_size == 256  # not the default entry's 232

@@ -55,8 +55,8 @@ def load_backbone(name: str, weights: str | Path = "imagenet", *, seed: int = 0,
     spec = get_spec(name)
     weights = str(weights)
     head, at, tail = weights.rpartition("@")
-    if at and preprocessing_of is None and spec.weights_entry(tail) is not None:
-        weights, preprocessing_of = head, tail
+    if at and spec.weights_entry(tail) is not None:
+        weights, preprocessing_of = head, preprocessing_of or tail
     entry = spec.weights_entry(weights) if weights != "none" else None
     source = spec.weights_entry(preprocessing_of) if preprocessing_of else (entry or spec.default_weights)
     if preprocessing_of and source is None:
@@ -65,7 +65,7 @@ def load_backbone(name: str, weights: str | Path = "imagenet", *, seed: int = 0,
     if entry is not None:
         if num_classes is not None:
             raise WeightsError("num_classes cannot be changed with pretrained weights; fine-tuning replaces the head")
-        model, weights_id = entry.load(), f"imagenet:{spec.name}.{entry.tag}"
+        model, weights_id = entry.load(), f"imagenet:{entry.key or spec.name + '.' + entry.tag}"
     elif weights == "none":
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)

@@ -53,6 +53,8 @@ class WeightsEntry:
     load : ``load() -> nn.Module``, the network with these weights (may download; raises WeightsError).
     source : where the weights come from, for logs and docs.
     trained_on : the dataset they were trained on.
+    key : the stable identity recorded in weights ids, feature-cache keys and saved models
+        (torchvision's ``VGG16_Weights.IMAGENET1K_V1``, timm's ``timm:resnet18.a1_in1k``).
     """
 
     tag: str
@@ -61,6 +63,7 @@ class WeightsEntry:
     load: Callable[[], nn.Module] = field(repr=False, compare=False)
     source: str = ""
     trained_on: str = "ImageNet-1k"
+    key: str = ""
 
 
 @dataclass(frozen=True)

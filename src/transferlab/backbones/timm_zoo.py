@@ -37,9 +37,13 @@ def _timm():
 
 def node_names(model: nn.Module) -> list[str]:
     """Eval-mode graph node names under timm's FX tracer."""
+    import warnings
+
     from timm.layers import get_graph_node_names
 
-    return get_graph_node_names(model)[1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return get_graph_node_names(model)[1]
 
 
 def make_taps(model: nn.Module, return_nodes: dict[str, str]) -> nn.Module:
@@ -93,23 +97,36 @@ def _entry(full_name: str, load=None, source: str | None = None, trained_on: str
     return WeightsEntry(tag=tag, preprocessing=preprocessing_of(cfg),
                         categories=imagenet_categories(int(cfg.get("num_classes") or 0)),
                         load=load or partial(_load_pretrained, full_name),
-                        source=source or f"timm {full_name} (Hugging Face hub)", trained_on=trained_on or tag)
+                        source=source or f"timm {full_name} (Hugging Face hub)", trained_on=trained_on or tag,
+                        key=f"timm:{full_name}")
 
 
 def timm_cut_points(model: nn.Module) -> dict[str, str]:
-    """``stage<i>`` for ``feature_info``, then ``features``, ``pre_logits`` and ``logits`` (graph nodes)."""
+    """``stage<i>`` for ``feature_info``, then ``features``, ``pre_logits`` and ``logits`` (graph nodes).
+
+    A module is a valid node when a traced node has its name or lies inside it (its last one is the output).
+    Networks whose maps are channels-last (Swin, VOLO...) get no stage or ``features`` points: pooling and
+    Grad-CAM expect (C, H, W).
+    """
     nodes = node_names(model)
-    points = {f"stage{i + 1}": info["module"] for i, info in enumerate(getattr(model, "feature_info", []))}
+
+    def traced(module: str) -> bool:
+        return any(n == module or n.startswith(module + ".") for n in nodes)
+
+    channels_last = str(getattr(model, "output_fmt", "NCHW")).upper().endswith("NHWC")
+    stages = [] if channels_last else [info["module"] for info in getattr(model, "feature_info", []) or []
+                                        if info.get("module") and traced(info["module"])]
+    points = {f"stage{i + 1}": module for i, module in enumerate(stages)}
     classifier = model.pretrained_cfg.get("classifier") or "head"
-    if classifier not in nodes:
+    head_at = next((i for i, n in enumerate(nodes) if n == classifier or n.startswith(classifier + ".")), None)
+    if head_at is None or head_at < 2:
         return points
-    head_at = nodes.index(classifier)
     pre_at = head_at - 1
     while pre_at > 0 and "drop" in nodes[pre_at].split(".")[-1]:
         pre_at -= 1  # dropout is the identity in eval mode: the classifier's real input is before it
     pool_at = next((i for i, n in enumerate(nodes) for p in ("global_pool", "head.global_pool")
                     if n == p or n.startswith(p + ".")), None)
-    if pool_at is not None and 0 < pool_at - 1 < pre_at:
+    if pool_at is not None and 0 < pool_at - 1 < pre_at and not channels_last:
         features = nodes[pool_at - 1]
         last_stage = next(reversed(points.values()), None)
         # the last node inside the last stage is that stage's output: name it by the stage's module
@@ -118,22 +135,36 @@ def timm_cut_points(model: nn.Module) -> dict[str, str]:
     return points
 
 
-def timm_spec(name: str, build, weights: tuple[WeightsEntry, ...], description: str) -> BackboneSpec:
+def timm_spec(name: str, build, weights: tuple[WeightsEntry, ...], description: str,
+              input_preprocessing: Preprocessing | None = None) -> BackboneSpec:
     """A registry entry for a timm architecture: cut points and Grad-CAM layer read off the model."""
+    from dataclasses import replace
+
     from .taps import layer_shapes
 
     with torch.device("meta"):
         model = build().eval()
-    cut_points = timm_cut_points(model)
+    try:
+        cut_points = timm_cut_points(model)
+    except Exception as error:  # timm's tracer cannot trace every model
+        raise ConfigError(f"{name} cannot be cut at named layers: timm's FX tracer failed on it "
+                          f"({type(error).__name__}); use another model") from error
+    if "pre_logits" not in cut_points:
+        raise ConfigError(f"{name}: its classifier input could not be located in the traced graph, so it has no "
+                          "pre_logits layer; use another model")
     spec = BackboneSpec(name=name, build=build, weights=weights, cut_points=cut_points, default_layer="pre_logits",
                         head=model.pretrained_cfg.get("classifier") or "head", gradcam_layer=None, family="timm",
-                        description=description, make_taps=make_taps, node_names=node_names)
-    shapes = layer_shapes(spec, model=model) if cut_points else {}
+                        description=description, make_taps=make_taps, node_names=node_names,
+                        input_preprocessing=input_preprocessing)
+    try:
+        shapes = layer_shapes(spec, model=model)
+    except Exception:  # a stage FX cannot cut: keep the head's points only
+        spec = replace(spec, cut_points={k: v for k, v in cut_points.items() if k in ("pre_logits", "logits")})
+        shapes = layer_shapes(spec, model=model)
     modules = dict(model.named_modules())
-    spatial = [cut_points[n] for n in ("features", *reversed([p for p in cut_points if p.startswith("stage")]))
-               if n in shapes and len(shapes[n]) == 3 and shapes[n][1] * shapes[n][2] > 1 and cut_points[n] in modules]
-    from dataclasses import replace
-
+    points = spec.cut_points
+    spatial = [points[n] for n in ("features", *reversed([p for p in points if p.startswith("stage")]))
+               if n in shapes and len(shapes[n]) == 3 and shapes[n][1] * shapes[n][2] > 1 and points[n] in modules]
     return replace(spec, gradcam_layer=spatial[0] if spatial else None)
 
 
@@ -157,12 +188,9 @@ def resolve_timm(name: str) -> BackboneSpec:
         raise ConfigError(f"timm has no pretrained tag {name!r}; expected one of {', '.join(tags) or 'none'}")
     ordered = ([first] if first in tags else []) + [t for t in tags if t != first]
     entries = tuple(_entry(t) for t in ordered)
-    spec = timm_spec(f"timm/{name}", partial(_build, base), entries, f"timm model {name}")
-    if not entries:  # an architecture without pretrained weights: its default configuration's preprocessing
-        from dataclasses import replace
-
-        spec = replace(spec, input_preprocessing=preprocessing_of(default.to_dict() if default is not None else {}))
-    return spec
+    # an architecture without pretrained weights: its default configuration's preprocessing
+    fallback = None if entries else preprocessing_of(default.to_dict() if default is not None else {})
+    return timm_spec(f"timm/{name}", partial(_build, base), entries, f"timm model {name}", fallback)
 
 
 def _efficientnet_lite0() -> BackboneSpec:

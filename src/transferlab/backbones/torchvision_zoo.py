@@ -64,7 +64,7 @@ def weights_entries(name: str) -> tuple[WeightsEntry, ...]:
             trained_on = "IG-3.6B, then ImageNet-1k" + (" (linear head)" if "LINEAR" in w.name else "")
         entries.append(WeightsEntry(tag=w.name, preprocessing=preprocessing_of(w), categories=tuple(categories),
                                     load=partial(load_torchvision, name, full), source=f"torchvision {full}",
-                                    trained_on=trained_on))
+                                    trained_on=trained_on, key=full))
     return tuple(entries)
 
 

@@ -107,10 +107,11 @@ class LinearProbeModel:
     def save(self, folder: Path | str) -> Path:
         arrays = _classifier_arrays(self.classifier)
         weights = self.weights
-        if weights not in ("imagenet", "none"):
+        if not self.backbone.weights_id.startswith(("imagenet:", "none:")):  # a file: its tensors are copied in
             arrays.update({f"backbone.{k}": v for k, v in self.backbone.model.state_dict().items()})
             weights = "folder"
         meta = {"kind": "linear", "backbone": self.backbone.name, "weights": weights,
+                "preprocessing_of": self.backbone.preprocessing_source or None,
                 "weights_id": self.backbone.weights_id, "seed": self.seed, "layer": self.layer,
                 "pooling": self.pooling, "l2": self.l2, "classes": list(self.classes),
                 "preprocessing": self.preprocessing.as_dict(), "classifier": self.kind_name,
@@ -126,12 +127,14 @@ class LinearProbeModel:
             mode = meta["preprocessing"]["mode"]
             if meta["weights"] == "folder":
                 backbone = load_backbone(meta["backbone"], "none", preprocessing_mode=mode,
-                                         num_classes=_head_rows(tensors, meta["backbone"]))
+                                         num_classes=_head_rows(tensors, meta["backbone"]),
+                                         preprocessing_of=meta.get("preprocessing_of"))
                 backbone.model.load_state_dict({k.removeprefix("backbone."): v for k, v in tensors.items()
                                                 if k.startswith("backbone.")})
                 backbone.weights_id = meta["weights_id"]
             else:
-                backbone = load_backbone(meta["backbone"], meta["weights"], seed=meta["seed"], preprocessing_mode=mode)
+                backbone = load_backbone(meta["backbone"], meta["weights"], seed=meta["seed"], preprocessing_mode=mode,
+                                         preprocessing_of=meta.get("preprocessing_of"))
             if backbone.weights_id != meta["weights_id"]:
                 raise ModelFileError(f"{folder} was trained on weights {meta['weights_id']} but "
                                      f"{backbone.weights_id} were loaded")

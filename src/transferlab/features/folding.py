@@ -48,7 +48,7 @@ def fold_batch_norm(module: nn.Module) -> nn.Module:
         norm = modules.get(node.target) if node.op == "call_module" else None
         source = node.args[0] if norm is not None and node.args else None
         if not (isinstance(norm, nn.BatchNorm2d) and norm.track_running_stats and isinstance(source, fx.Node)
-                and source.op == "call_module" and isinstance(modules.get(source.target), nn.Conv2d)
+                and source.op == "call_module" and _plain_convolution(modules.get(source.target))
                 and len(source.users) == 1):
             continue
         after = _after_norm(norm)
@@ -73,9 +73,15 @@ def _after_norm(norm: nn.BatchNorm2d) -> nn.Module | None | bool:
     timm's ``BatchNormAct2d`` (norm, then ``drop``, then ``act``), False for a subclass of unknown forward."""
     if type(norm) is nn.BatchNorm2d:
         return None
-    if type(norm).__name__ in ("BatchNormAct2d", "FrozenBatchNormAct2d") and hasattr(norm, "act"):
+    if type(norm).__name__ == "BatchNormAct2d" and hasattr(norm, "act") and hasattr(norm, "drop"):
         return nn.Sequential(norm.drop, norm.act)
     return False
+
+
+def _plain_convolution(module: nn.Module | None) -> bool:
+    """A Conv2d whose forward uses its weights as they are (timm's Conv2dSame only pads first); weight-
+    standardising subclasses (StdConv2d...) would fold wrongly."""
+    return isinstance(module, nn.Conv2d) and (type(module) is nn.Conv2d or type(module).__name__ == "Conv2dSame")
 
 
 def _replace(graph_module: fx.GraphModule, target: str, new: nn.Module) -> None:
