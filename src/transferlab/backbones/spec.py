@@ -33,6 +33,15 @@ class Preprocessing:
 
         return replace(self, mode=mode)
 
+    @classmethod
+    def from_dict(cls, data: dict) -> "Preprocessing":
+        """The inverse of :meth:`as_dict` (older files without ``interpolation``/``mode``/``crop_mode`` load
+        with the defaults)."""
+        return cls(resize_size=int(data["resize_size"]), crop_size=int(data["crop_size"]),
+                   mean=tuple(float(v) for v in data["mean"]), std=tuple(float(v) for v in data["std"]),
+                   interpolation=data.get("interpolation", "bilinear"), mode=data.get("mode", "weights"),
+                   crop_mode=data.get("crop_mode", "center"))
+
     def as_dict(self) -> dict:
         return {"resize_size": self.resize_size, "crop_size": self.crop_size, "mean": list(self.mean),
                 "std": list(self.std), "interpolation": self.interpolation, "mode": self.mode,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, ClassVar, Sequence
 
 import numpy as np
 import torch
@@ -29,7 +29,12 @@ from .model_file import read_model_folder, write_model_folder
 
 @dataclass
 class LinearProbeModel:
-    """A transfer-learning classifier: features of ``backbone`` at ``layer`` -> linear classifier."""
+    """A transfer-learning classifier: features of ``backbone`` at ``layer`` -> linear classifier.
+
+    Follows the saved-model protocol (:class:`transferlab.classify.saved.SavedModel`), kind ``linear``.
+    """
+
+    kind: ClassVar[str] = "linear"
 
     backbone: Backbone
     layer: str
@@ -135,6 +140,7 @@ class LinearProbeModel:
             else:
                 backbone = load_backbone(meta["backbone"], meta["weights"], seed=meta["seed"], preprocessing_mode=mode,
                                          preprocessing_of=meta.get("preprocessing_of"))
+            backbone.preprocessing = Preprocessing.from_dict(meta["preprocessing"])  # exactly as trained
             if backbone.weights_id != meta["weights_id"]:
                 raise ModelFileError(f"{folder} was trained on weights {meta['weights_id']} but "
                                      f"{backbone.weights_id} were loaded")

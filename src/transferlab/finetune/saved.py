@@ -11,10 +11,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-import torch
 from torch import nn
 
-from .._utils import resolve_device
 from ..backbones import Preprocessing, get_spec, load_backbone
 from ..backbones.loading import load_state_dict_exactly
 from ..classify.model_file import read_model_folder, write_model_folder
@@ -46,23 +44,23 @@ def rebuild_network(backbone: str, num_classes: int) -> nn.Module:
 
 
 class FinetunedModel:
-    """A network fine-tuned by ``transferlab finetune``, ready to predict (and to be explained)."""
+    """A network fine-tuned by ``transferlab finetune``, ready to predict (and to be explained).
+
+    Follows the saved-model protocol (:class:`transferlab.classify.saved.SavedModel`), kind ``finetuned``.
+    """
+
+    kind = KIND
 
     def __init__(self, model: nn.Module, meta: dict[str, Any]) -> None:
         self.model = model.eval()
         self.meta = meta
         self.classes: list[str] = list(meta["classes"])
-        pre = dict(meta["preprocessing"])
-        self.preprocessing = Preprocessing(resize_size=int(pre["resize_size"]), crop_size=int(pre["crop_size"]),
-                                           mean=tuple(pre["mean"]), std=tuple(pre["std"]),
-                                           interpolation=pre.get("interpolation", "bilinear"),
-                                           mode=pre.get("mode", "weights"),
-                                           crop_mode=pre.get("crop_mode", "center"))
+        self.preprocessing = Preprocessing.from_dict(meta["preprocessing"])
         self.backbone_name: str = meta["backbone"]
         self.head: str = meta.get("head", get_spec(self.backbone_name).head)
 
     @classmethod
-    def from_folder(cls, folder: Path | str) -> "FinetunedModel":
+    def load(cls, folder: Path | str) -> "FinetunedModel":
         meta, tensors = read_model_folder(folder, kind=KIND)
         for key in ("backbone", "classes", "preprocessing", "num_classes"):
             if key not in meta:
@@ -77,6 +75,15 @@ class FinetunedModel:
             raise ModelFileError(f"{folder}: the saved tensors do not fit {meta['backbone']} ({exc})") from exc
         return cls(model, meta)
 
+    from_folder = load  # the name used before the saved-model protocol
+
+    def save(self, folder: Path | str) -> Path:
+        extra = {k: v for k, v in self.meta.items() if k not in
+                 ("format", "format_version", "kind", "backbone", "weights", "num_classes", "classes",
+                  "preprocessing", "head")}
+        return save_finetuned(folder, self.model, backbone=self.backbone_name, weights_id=self.meta.get("weights", ""),
+                              classes=self.classes, preprocessing=self.preprocessing, **extra)
+
     def as_torch_module(self) -> nn.Module:
         """The network: normalised images (N, 3, crop, crop) -> logits (N, classes), in eval mode."""
         return self.model.eval()
@@ -90,35 +97,14 @@ class FinetunedModel:
                               f"Modules: {', '.join(names[:20])}{' ...' if len(names) > 20 else ''}")
         return modules[dotted_path]
 
-    @torch.no_grad()
     def predict_scores(self, paths: Sequence[Path | str], batch_size: int | None = None, device: str = "auto",
                        cache_dir: Path | str | None = None, use_cache: bool = True
                        ) -> tuple[np.ndarray, list[int], list[tuple[str, str]]]:
         """Softmax probabilities for the readable images; unreadable ones are reported, not fatal.
 
-        Returns ``(scores (n_ok, n_classes), kept_indices, failures [(path, reason)])``. ``cache_dir`` and
-        ``use_cache`` are accepted for the same call as a linear model's and ignored: a fine-tuned
-        network runs end to end, there are no cached features.
+        ``cache_dir`` and ``use_cache`` are accepted for the same call as a linear model's and ignored: a
+        fine-tuned network runs end to end, there are no cached features.
         """
-        from torch.utils.data import DataLoader
+        from ..classify.saved import score_images
 
-        from ..data import ImagePathDataset, collate_skipping
-        from ..features.extract import default_batch_size
-        from .augment import eval_transform
-
-        dev = resolve_device(device)
-        batch_size = default_batch_size(dev) if batch_size is None else batch_size
-        model = self.model.to(dev).eval()
-        paths = [Path(p) for p in paths]
-        loader = DataLoader(ImagePathDataset(paths, transform=eval_transform(self.preprocessing)),
-                            batch_size=batch_size, shuffle=False, collate_fn=collate_skipping)
-        scores, kept, failures = [], [], []
-        for x, _, idx, failed in loader:
-            failures.extend((str(paths[i]), reason) for i, reason in failed)
-            if x is None:
-                continue
-            logits = model(x.to(dev))
-            scores.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
-            kept.extend(int(i) for i in idx)
-        out = np.concatenate(scores) if scores else np.zeros((0, len(self.classes)), dtype=np.float32)
-        return out, kept, failures
+        return score_images(self.model, self.preprocessing, paths, len(self.classes), batch_size, device)

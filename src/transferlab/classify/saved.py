@@ -1,0 +1,116 @@
+"""One saved-model format for every kind of model, and the registry of kinds behind ``load_model``.
+
+A model folder is ``model.json`` (format marker, version, ``kind``, classes, preprocessing, what to
+rebuild) + ``tensors.safetensors`` (:mod:`.model_file`; no pickle, no code runs on load). Each kind is a
+class that follows :class:`SavedModel`; ``predict``, ``explain --model`` and the library take any kind.
+
+==========  =========================================================  =====================================
+kind        class                                                      written by
+==========  =========================================================  =====================================
+linear      :class:`transferlab.classify.linear_model.LinearProbeModel`  ``transferlab run``
+finetuned   :class:`transferlab.finetune.saved.FinetunedModel`           ``transferlab finetune``
+dann        :class:`transferlab.adapt.saved.DannModel`                   ``transferlab adapt``
+gan         :class:`transferlab.generate.saved.GanModel`                 ``transferlab gan train``
+==========  =========================================================  =====================================
+
+The registry names each kind's class as ``"module:Class"`` and imports it on first use, so reading a
+folder of one kind never imports the packages of the others (and ``classify`` does not import
+``finetune``, which imports ``classify``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Protocol, Sequence, runtime_checkable
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..backbones import Preprocessing
+from ..errors import ModelFileError
+from .model_file import read_model_folder
+
+KINDS: dict[str, str] = {
+    "linear": "transferlab.classify.linear_model:LinearProbeModel",
+    "finetuned": "transferlab.finetune.saved:FinetunedModel",
+    "dann": "transferlab.adapt.saved:DannModel",
+    "gan": "transferlab.generate.saved:GanModel",
+}
+
+
+@runtime_checkable
+class SavedModel(Protocol):
+    """What every saved-model kind provides.
+
+    ``classes`` and ``preprocessing`` are read back from the folder exactly as they were written;
+    ``as_torch_module()`` maps normalised images ``(N, 3, crop, crop)`` to class scores ``(N, classes)``,
+    differentiable, in eval mode; ``layer_module(path)`` is the submodule at a dotted path of the backbone
+    (for hooks: Grad-CAM, activations); ``predict_scores(paths)`` decodes images robustly and returns
+    ``(scores (n_ok, classes), kept indices, [(path, reason) of the skipped])``.
+    """
+
+    kind: str
+    classes: list[str]
+    preprocessing: Preprocessing
+    backbone_name: str
+
+    def as_torch_module(self) -> nn.Module: ...
+
+    def layer_module(self, dotted_path: str) -> nn.Module: ...
+
+    def predict_scores(self, paths: Sequence[Path | str], batch_size: int | None = None, device: str = "auto",
+                       cache_dir: Path | str | None = None, use_cache: bool = True
+                       ) -> tuple[np.ndarray, list[int], list[tuple[str, str]]]: ...
+
+    def save(self, folder: Path | str) -> Path: ...
+
+
+def register_kind(kind: str, target: str) -> None:
+    """Add a model kind: ``target`` is ``"package.module:Class"`` with a ``load(folder)`` classmethod."""
+    if kind in KINDS:
+        raise ValueError(f"model kind {kind!r} is already registered")
+    KINDS[kind] = target
+
+
+def load_model(folder: Path | str) -> SavedModel:
+    """Load any saved transferlab model folder, whatever its kind."""
+    meta, _ = read_model_folder(folder)
+    kind = meta.get("kind")
+    if kind not in KINDS:
+        raise ModelFileError(f"{folder} holds a model of unknown kind {kind!r}; this transferlab reads "
+                             f"{', '.join(KINDS)}")
+    module, _, name = KINDS[kind].partition(":")
+    return getattr(importlib.import_module(module), name).load(folder)
+
+
+@torch.no_grad()
+def score_images(module: nn.Module, preprocessing: Preprocessing, paths: Sequence[Path | str], n_classes: int,
+                 batch_size: int | None = None, device: str = "auto"
+                 ) -> tuple[np.ndarray, list[int], list[tuple[str, str]]]:
+    """Softmax probabilities of an end-to-end network (normalised images -> logits) on image files.
+
+    Unreadable images are reported, not fatal: returns ``(scores, kept indices, failures)``.
+    """
+    from torch.utils.data import DataLoader
+
+    from .._utils import resolve_device
+    from ..data import ImagePathDataset, collate_skipping, image_transform
+    from ..features.extract import default_batch_size
+
+    dev = resolve_device(device)
+    batch_size = default_batch_size(dev) if batch_size is None else batch_size
+    module = module.to(dev).eval()
+    paths = [Path(p) for p in paths]
+    loader = DataLoader(ImagePathDataset(paths, transform=image_transform(preprocessing)), batch_size=batch_size,
+                        shuffle=False, collate_fn=collate_skipping)
+    scores, kept, failures = [], [], []
+    for x, _, idx, failed in loader:
+        failures.extend((str(paths[i]), reason) for i, reason in failed)
+        if x is None:
+            continue
+        scores.append(torch.softmax(module(x.to(dev)).float(), dim=1).cpu().numpy())
+        kept.extend(int(i) for i in idx)
+    out = np.concatenate(scores) if scores else np.zeros((0, n_classes), dtype=np.float32)
+    return out, kept, failures
