@@ -99,7 +99,7 @@ def test_resume_repeats_an_uninterrupted_run(small_task, tmp_path):
 def test_resume_with_other_options_is_refused(small_task, tmp_path):
     model, _, _ = build_dann("ganin", 10)
     train_adaptation(model, small_task, AdaptConfig(method="dann", epochs=1, batch_size=60), out=tmp_path)
-    with pytest.raises(TrainingError, match="written with other options"):
+    with pytest.raises(TrainingError, match="options differ from the interrupted run"):
         train_adaptation(model, small_task, AdaptConfig(method="dann", epochs=2, batch_size=30), out=tmp_path,
                          resume=True)
     with pytest.raises(TrainingError, match="no checkpoint at"):
@@ -167,7 +167,7 @@ def test_no_decodable_target_image_is_a_data_error(small_task, tmp_path):
 ])
 def test_config_errors(options, match):
     with pytest.raises(ConfigError, match=match):
-        AdaptConfig(**options).validate()
+        AdaptConfig(**options).resolved()
 
 
 def test_model_and_method_must_agree(small_task):

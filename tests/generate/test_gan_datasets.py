@@ -14,7 +14,7 @@ from transferlab.generate.datasets import labels_of
 
 def test_digits_default(digits_gan):
     assert len(digits_gan) == 1797 and digits_gan.channels == 1 and digits_gan.classes == [str(i) for i in range(10)]
-    x, y = digits_gan.dataset[0]
+    x, y, _ = digits_gan.dataset[0]
     assert x.shape == (1, 32, 32) and x.dtype == torch.float32
     assert float(x.min()) == -1.0 and float(x.max()) <= 1.0
     assert np.bincount(labels_of(digits_gan)).tolist()[:3] == [178, 182, 177]
@@ -33,7 +33,7 @@ def test_max_images_subset_is_seeded(small_digits):
 def test_image_folders(color_dir, tmp_path):
     data = load_gan_data(color_dir)
     assert data.classes == ["blue", "green", "red"] and data.channels == 3 and len(data) == 36
-    x, y = data.dataset[0]
+    x, y, _ = data.dataset[0]
     assert x.shape == (3, 32, 32) and y == 0
     # Blue-tinted images: the blue channel is the brightest after resizing to 32x32 and scaling to [-1, 1].
     assert float(x[2].mean()) > float(x[0].mean()) + 0.5

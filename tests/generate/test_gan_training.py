@@ -48,16 +48,16 @@ def test_resume_equals_uninterrupted(small_digits, tmp_path):
 
 def test_resume_refuses_changed_options_and_overwrite(small_digits, tmp_path):
     train_gan(small_digits, GanConfig(epochs=1, **TINY), tmp_path / "r")
-    with pytest.raises(TrainingError, match="already holds a GAN checkpoint; pass --resume"):
+    with pytest.raises(TrainingError, match=r"already holds a GAN run \(checkpoint.pt\); pass --resume"):
         train_gan(small_digits, GanConfig(epochs=2, **TINY), tmp_path / "r")
-    with pytest.raises(TrainingError, match="cannot resume .*nz was 16, now 32"):
+    with pytest.raises(TrainingError, match="cannot resume .*options differ.*nz: checkpoint 16, now 32"):
         train_gan(small_digits, GanConfig(epochs=2, **{**TINY, "nz": 32}), tmp_path / "r", resume=True)
     with pytest.raises(TrainingError, match="no checkpoint at"):
         train_gan(small_digits, GanConfig(epochs=2, **TINY), tmp_path / "none", resume=True)
     from transferlab.generate import load_gan_data
 
     other = load_gan_data("digits", max_images=320, seed=0)  # an epoch would mean other data
-    with pytest.raises(TrainingError, match="cannot resume .*data was .*'images': 160.*'images': 320"):
+    with pytest.raises(TrainingError, match="cannot resume .*data.images: checkpoint 160, now 320"):
         train_gan(other, GanConfig(epochs=2, **TINY), tmp_path / "r", resume=True)
 
 
@@ -102,3 +102,41 @@ def test_study_nz_variants_are_relative_to_the_baseline_nz():
 
     names = [name for name, _ in study_variants(("baseline", "nz"), (2, 10, 100, 1000), base_nz=10)]
     assert names == ["baseline", "nz=2", "nz=100", "nz=1000"]  # nz=10 is the baseline itself
+
+
+def test_a_gan_trains_past_a_corrupt_image(color_dir, tmp_path):
+    # A truncated PNG passes the folder scan (its header is fine) and fails only when decoded; a garbage file
+    # with a PNG name is rejected by the scan. Training completes, and both are reported in skipped.json.
+    from transferlab.generate import load_gan_data
+
+    good = sorted((color_dir / "red").glob("*.png"))[0].read_bytes()
+    truncated = color_dir / "red" / "truncated.png"
+    truncated.write_bytes(good[: len(good) // 2])
+    (color_dir / "blue" / "garbage.png").write_bytes(b"\x00garbage, not an image" * 10)
+    data = load_gan_data(color_dir, channels=1)
+    assert len(data) == 37 and [p for p, _ in data.skipped] == [str(color_dir / "blue" / "garbage.png")]
+    config = GanConfig(epochs=2, **{**TINY, "batch_size": 37, "max_batches": None})  # every image, every epoch
+    run = train_gan(data, config, tmp_path / "run")
+    assert [r["epoch"] for r in run.history] == [1, 2] and all(r["steps"] == 1 for r in run.history)
+    import json
+
+    skipped = json.loads((tmp_path / "run" / "skipped.json").read_text())
+    assert sorted(skipped) == sorted([str(truncated), str(color_dir / "blue" / "garbage.png")])
+    assert "truncated.png" in skipped[str(truncated)] and run.skipped == skipped
+    assert (tmp_path / "run" / "model" / "model.json").is_file()
+    metrics = train_judge(data, epochs=1)  # the judge skips it too
+    assert metrics.test_accuracy >= 0.0
+
+
+def test_builders_and_training_leave_the_callers_random_state_alone(small_digits, tmp_path):
+    from transferlab.generate import build_pair
+
+    torch.manual_seed(11)
+    before = torch.get_rng_state()
+    g1, _ = build_pair("dcgan", nz=8, ngf=8, ndf=8, channels=1, classes=10, seed=3)
+    train_judge(small_digits, epochs=1)
+    train_gan(small_digits, GanConfig(epochs=1, **TINY), tmp_path / "run")
+    assert torch.equal(torch.get_rng_state(), before)
+    torch.manual_seed(12)
+    g2, _ = build_pair("dcgan", nz=8, ngf=8, ndf=8, channels=1, classes=10, seed=3)
+    assert all(torch.equal(a, b) for a, b in zip(g1.state_dict().values(), g2.state_dict().values()))

@@ -1,7 +1,8 @@
 """Source and target domains as datasets: named tasks (``digits``, ``digits-m``, ``mnist``, ``mnist-m``)
 or image folders, checked to share one class set.
 
-Every item is ``(tensor, label, index)`` (label ``-1`` when unknown) so the loops use one collate
+Every item is ``(tensor, label, index)`` (label ``-1`` when unknown; ``None`` and a reason for a file that
+cannot be decoded): the dataset layer of :mod:`transferlab.data.sources`, so the loops use one collate
 function, :func:`~transferlab.data.collate_skipping`, for in-memory tensors and image files alike.
 """
 
@@ -19,24 +20,11 @@ from torch.utils.data import Dataset
 from .._utils import text_digest, write_json
 from ..backbones import Preprocessing
 from ..data import ImagePathDataset, image_transform, load_split, scan_images
+from ..data.sources import TensorItems, dataset_root
 from ..errors import DataError, did_you_mean
 from . import mnistm
 
 DIGIT_CLASSES = [str(d) for d in range(10)]
-
-
-class TensorItems(Dataset):
-    """In-memory images ``(N, 3, H, W)`` float and labels as ``(x, label, index)`` items."""
-
-    def __init__(self, x: torch.Tensor, y: torch.Tensor | None = None) -> None:
-        self.x = x
-        self.y = y if y is not None else torch.full((len(x),), -1, dtype=torch.long)
-
-    def __len__(self) -> int:
-        return len(self.x)
-
-    def __getitem__(self, index: int):
-        return self.x[index], int(self.y[index]), index
 
 
 @dataclass
@@ -146,9 +134,8 @@ NAMED_DOMAINS: dict[str, tuple[Callable[..., None], str]] = {
 
 
 def default_data_root() -> Path:
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("transferlab")) / "datasets"
+    """The one dataset root (``$TRANSFERLAB_CACHE/datasets`` or the user cache directory)."""
+    return dataset_root()
 
 
 def prepare_named(name: str, data_root: Path | None = None, size: int = 28, photos: Path | None = None) -> Path:

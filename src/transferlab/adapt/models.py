@@ -16,6 +16,7 @@ from torch import nn
 
 from ..backbones import Preprocessing, load_backbone, make_taps
 from ..errors import ConfigError
+from ..training import seeded
 from .grl import GradientReversal
 
 GANIN = "ganin"
@@ -106,18 +107,19 @@ def build_dann(backbone: str, num_classes: int, *, weights: str = "none", layer:
     with the backbone's own weights (``imagenet``, ``none`` or a file) and preprocessing; the label and
     domain heads are new (fc100 as in the paper, one hidden layer for the label head).
     """
-    torch.manual_seed(seed)
     if backbone == GANIN:
         if weights != "none":
             raise ConfigError(f"the paper's CNN ({GANIN}) has no pretrained weights; got --weights {weights}: "
                               "use --weights none, or a registry backbone (e.g. digits_cnn) for weights from a file")
-        features = GaninCNN(input_size, batch_norm)
+        with seeded(seed):  # seeded in a fork: the caller's random state is left as it was
+            features = GaninCNN(input_size, batch_norm)
+            model = DANN(features, features.out_features, num_classes, reverse=reverse)
         pre = GANIN_PREPROCESSING if input_size == 28 else \
             Preprocessing(input_size, input_size, GANIN_PREPROCESSING.mean, GANIN_PREPROCESSING.std, mode="squash")
-        model = DANN(features, features.out_features, num_classes, reverse=reverse)
         return model, pre, {"backbone": GANIN, "weights": "none", "layer": None, "batch_norm": batch_norm,
                             "input_size": input_size, "feature_dim": features.out_features}
-    loaded = load_backbone(backbone, weights, seed=seed, preprocessing_mode=preprocessing_mode)
+    with seeded(seed):
+        loaded = load_backbone(backbone, weights, seed=seed, preprocessing_mode=preprocessing_mode)
     layer = layer or loaded.spec.default_layer
     taps = make_taps(loaded.spec, loaded.model, [layer])
     size = loaded.preprocessing.crop_size
@@ -126,7 +128,7 @@ def build_dann(backbone: str, num_classes: int, *, weights: str = "none", layer:
     with torch.no_grad():
         dim = int(probe(torch.zeros(1, 3, size, size)).shape[1])
     features = TapFeatures(taps, layer, dim)
-    torch.manual_seed(seed + 1)
-    model = DANN(features, dim, num_classes, label_layers=1, reverse=reverse)
+    with seeded(seed + 1):
+        model = DANN(features, dim, num_classes, label_layers=1, reverse=reverse)
     return model, loaded.preprocessing, {"backbone": backbone, "weights": loaded.weights_id, "layer": layer,
                                          "input_size": size, "feature_dim": dim}

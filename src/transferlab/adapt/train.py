@@ -1,4 +1,4 @@
-"""One training loop for source-only, DANN, DANN without GRL and pseudo-labelling.
+"""Source-only, DANN, DANN without GRL and pseudo-labelling as one task on the training engine.
 
 Ganin & Lempitsky, "Unsupervised Domain Adaptation by Backpropagation", ICML 2015: every step takes a
 labelled source batch and an unlabelled target batch; the label loss is computed on the source, the
@@ -9,15 +9,15 @@ replaces the GRL by the identity (report 001, Q1). ``pseudo-label`` trains its b
 rounds of self-training on confident target predictions (see :mod:`~transferlab.adapt.pseudo_label`).
 
 Per epoch it records the table of report 001, Figure 3.3: class and domain accuracy and loss on the
-source and target test sets. With an output folder it writes ``history.csv`` and ``checkpoint.pt``
+source and target test sets. :class:`AdaptTask` is run by :func:`transferlab.training.fit` (NaN guard,
+checkpoint, exact resume, history); with an output folder it writes ``history.csv`` and ``checkpoint.pt``
 every epoch (``resume=True`` continues from them), then ``metrics.json``, ``curves.png`` and the
 model folder.
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -28,8 +28,8 @@ from torch.utils.data import DataLoader, Dataset
 from .._utils import write_json
 from ..data import collate_skipping
 from ..errors import ConfigError, DataError, TrainingError
-from ..training import (History, capture_rng_state, check_finite, load_checkpoint, restore_rng_state,
-                        save_checkpoint)
+from ..training import FitConfig, FitState, History, Task, fit
+from ..training import check_run_folder as _check_run_folder
 from .data import DomainData
 from .grl import LAMBDA_SCHEDULES, grl_lambda, paper_lr
 from .models import DANN, METHODS
@@ -42,9 +42,9 @@ CURVES = {"class accuracy": ["source_class_acc", "target_class_acc"],
           "loss": ["train_class_loss", "train_domain_loss", "source_domain_loss", "target_domain_loss"]}
 
 
-@dataclass
+@dataclass(frozen=True)
 class AdaptConfig:
-    """Options of one adaptation run (see ``docs/adapt.md``).
+    """Options of one adaptation run (see ``docs/adapt.md``); frozen, :meth:`resolved` validates them.
 
     ``optimizer="sgd"`` is the paper's: momentum 0.9 and ``lr_p = lr / (1 + 10 p) ** 0.75``
     (``lr`` default 0.01); ``"adam"`` keeps ``lr`` (default 1e-3) constant. ``grl_factor`` is the
@@ -70,7 +70,8 @@ class AdaptConfig:
     pl_weight: float = 1.0
     seed: int = 0
 
-    def validate(self) -> "AdaptConfig":
+    def resolved(self) -> "AdaptConfig":
+        """This configuration validated, with the optimiser's default learning rate filled in."""
         def check(ok: bool, message: str) -> None:
             if not ok:
                 raise ConfigError(message)
@@ -91,7 +92,7 @@ class AdaptConfig:
             value = getattr(self, name)
             check(value is None or 0.0 < value <= 1.0, f"--{name.replace('_', '-')} is a softmax probability in "
                                                        f"(0, 1]; got {value}")
-        return self
+        return replace(self, lr=self.learning_rate)
 
     @property
     def learning_rate(self) -> float:
@@ -184,154 +185,139 @@ def _config_key(config: AdaptConfig, extra: dict, data: DomainData) -> dict:
     return {**key, **extra, "data": data.fingerprint()}
 
 
-def _key_changes(saved: dict | None, now: dict, prefix: str = "") -> list[str]:
-    """``name: checkpoint X, now Y`` for every entry of ``now`` and ``saved`` that differs (nested dicts flattened)."""
-    saved = saved if isinstance(saved, dict) else {}
-    changes = []
-    for name in list(now) + [k for k in saved if k not in now]:
-        old, new = saved.get(name, "<not recorded>"), now.get(name, "<not recorded>")
-        if isinstance(old, dict) and isinstance(new, dict):
-            changes += _key_changes(old, new, f"{prefix}{name}.")
-        elif old != new:
-            what = f"{prefix}{name}"
-            if what.startswith("data.") and what.endswith(("_train", "_test")):
-                what += " images"
-            changes.append(f"{what}: checkpoint {_short(old)}, now {_short(new)}")
-    return changes
-
-
-def _short(value) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
 def check_run_folder(out: Path | str | None, resume: bool) -> None:
     """Refuse to start a new run over one already in ``out`` (its checkpoint would be overwritten)."""
-    if out is not None and not resume and (Path(out) / CHECKPOINT).exists():
-        raise TrainingError(f"{out} already holds an adaptation run ({CHECKPOINT}); pass --resume to continue it "
-                            "or choose another --out")
+    if out is not None:
+        _check_run_folder(out, CHECKPOINT, resume, "an adaptation run")
+
+
+class AdaptTask(Task):
+    """One adaptation run (see the module docstring) as a task on :func:`~transferlab.training.fit`."""
+
+    def __init__(self, model: DANN, data: DomainData, config: AdaptConfig, device: torch.device, workers: int = 0,
+                 describe: dict | None = None) -> None:
+        reverse = model.grl.__class__.__name__ == "GradientReversal"
+        if reverse != (config.method != "dann-no-grl"):
+            raise ConfigError(f"method {config.method} needs a model built with reverse={not reverse}; "
+                              "build it with build_dann(..., reverse=(method != 'dann-no-grl'))")
+        self.model, self.data, self.config, self.device, self.workers = model, data, config, device, workers
+        lr = config.learning_rate
+        self.optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9) if config.optimizer == "sgd" \
+            else torch.optim.Adam(model.parameters(), lr=lr)
+        self.key = _config_key(config, describe or {}, data)
+        self.pseudo = PseudoLabels.empty()
+        n_src = len(data.source_train)
+        self.steps = max(1, n_src // config.batch_size) if n_src > config.batch_size else 1
+        self.total_steps = self.steps * config.total_epochs
+
+    def modules(self):
+        return {"model": self.model}
+
+    def optimizers(self):
+        return {"main": self.optimizer}
+
+    def fingerprint(self) -> dict:
+        return self.key
+
+    def start_epoch(self, epoch: int):
+        config, data, workers = self.config, self.data, self.workers
+        self.epoch, self.lam = epoch, 0.0
+        # every epoch's batches depend on (seed, epoch) only, so a resumed run repeats an uninterrupted one
+        self.target_iter = _cycle(lambda turn: _loader(data.target_train, config.batch_size, True,
+                                                       config.seed * 7919 + 104729 * epoch + turn, workers, True),
+                                  "target training images")
+        self.round = config.pseudo_round(epoch)
+        if self.round is not None and (epoch - config.epochs) % config.pl_epochs == 0:
+            self.pseudo = select_pseudo_labels(self.model, data.target_train, config.threshold(self.round),
+                                               config.batch_size, self.device, workers)
+        self.pseudo_iter = None
+        if self.round is not None and len(self.pseudo):
+            pseudo_set = self.pseudo.dataset(data.target_train)
+            self.pseudo_iter = _cycle(lambda turn: _loader(pseudo_set, config.batch_size, True,
+                                                           config.seed * 31 + 1009 * epoch + turn, workers, True),
+                                      "pseudo-labelled target images")
+        self.model.train()
+        for step, (xs, ys, _, _) in enumerate(_loader(data.source_train, config.batch_size, True,
+                                                      config.seed * 1000 + epoch, workers, drop_last=True)):
+            yield None if xs is None else (step, xs, ys)
+
+    def train_step(self, batch, st) -> dict:
+        config, device = self.config, st.device
+        step, xs, ys = batch
+        xt, _ = next(self.target_iter)
+        progress = (self.epoch * self.steps + step) / self.total_steps
+        self.lam = grl_lambda(progress, config.lambda_schedule, config.grl_factor, config.gamma) \
+            if config.adversarial else 0.0
+        self.model.set_lambda(self.lam)
+        if config.optimizer == "sgd":
+            for group in self.optimizer.param_groups:
+                group["lr"] = paper_lr(progress, config.learning_rate)
+        parts = [xs, xt]
+        if self.pseudo_iter is not None:
+            xp, yp = next(self.pseudo_iter)
+            parts.append(xp)
+        ns, nt = len(xs), len(xt)
+        logits, dom = st.net()(torch.cat(parts).to(device))
+        class_loss = F.cross_entropy(logits[:ns], ys.to(device))
+        dom_target = torch.cat([torch.zeros(ns), torch.ones(nt)]).to(device)
+        domain_loss = F.binary_cross_entropy_with_logits(dom[:ns + nt], dom_target)
+        loss = class_loss + domain_loss
+        pseudo_loss = None
+        if self.pseudo_iter is not None:
+            pseudo_loss = F.cross_entropy(logits[ns + nt:], yp.to(device))
+            loss = loss + config.pl_weight * pseudo_loss
+        st.update(loss, "main", what=f"{config.method} loss")
+        return {"class": float(class_loss.detach()), "domain": float(domain_loss.detach()),
+                "pseudo": None if pseudo_loss is None else float(pseudo_loss.detach())}
+
+    def end_epoch(self, epoch: int, train: dict) -> dict:
+        config, data, round_ = self.config, self.data, self.round
+        src = evaluate_domain(self.model, data.source_test, 0, config.batch_size, self.device, True, self.workers)
+        tgt = evaluate_domain(self.model, data.target_test, 1, config.batch_size, self.device, data.target_labelled,
+                              self.workers)
+        return {"phase": "base" if round_ is None else f"pseudo-{round_ + 1}",
+                "lambda": round(self.lam, 6), "lr": self.optimizer.param_groups[0]["lr"],
+                "train_class_loss": train.get("class"), "train_domain_loss": train.get("domain"),
+                "train_pseudo_loss": train.get("pseudo") if self.pseudo_iter is not None else None,
+                "n_pseudo": len(self.pseudo) if round_ is not None else None,
+                "pseudo_acc": self.pseudo.accuracy(data.target_train) if round_ is not None and data.target_labelled
+                else None,
+                **{f"source_{k}": v for k, v in src.items()}, **{f"target_{k}": v for k, v in tgt.items()},
+                "domain_acc": (src["domain_acc"] * len(data.source_test) + tgt["domain_acc"] * len(data.target_test))
+                / (len(data.source_test) + len(data.target_test)),
+                "seconds": round(train["seconds"], 3)}
+
+    def state_dict(self) -> dict:
+        return {"pseudo_indices": self.pseudo.indices, "pseudo_labels": self.pseudo.labels,
+                "pseudo_threshold": self.pseudo.threshold}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state:
+            self.pseudo = PseudoLabels(state["pseudo_indices"], state["pseudo_labels"],
+                                       float(state["pseudo_threshold"]))
 
 
 def train_adaptation(model: DANN, data: DomainData, config: AdaptConfig, *, out: Path | str | None = None,
                      resume: bool = False, device: torch.device | str = "cpu", workers: int = 0,
                      describe: dict | None = None, on_epoch: Callable[[dict], None] | None = None) -> AdaptResult:
     """Train ``model`` on ``data`` with ``config``; see the module docstring for what is written to ``out``."""
-    config.validate()
+    config = config.resolved()
     device = torch.device(device)
-    model.to(device)
-    reverse = model.grl.__class__.__name__ == "GradientReversal"
-    if reverse != (config.method != "dann-no-grl"):
-        raise ConfigError(f"method {config.method} needs a model built with reverse={not reverse}; "
-                          "build it with build_dann(..., reverse=(method != 'dann-no-grl'))")
-    lr = config.learning_rate
-    if config.optimizer == "sgd":
-        optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
-    else:
-        optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     out = Path(out) if out is not None else None
-    key = _config_key(config, describe or {}, data) if out is not None else None
-    history, start, pseudo = History(), 0, PseudoLabels.empty()
-    ckpt_path = out / CHECKPOINT if out is not None else None
     check_run_folder(out, resume)
-    if resume:
-        if ckpt_path is None:
-            raise ConfigError("--resume needs the output folder of the run to continue (--out)")
-        state = load_checkpoint(ckpt_path)
-        if state.get("config") != key:
-            changes = "; ".join(_key_changes(state.get("config"), key))
-            raise TrainingError(f"checkpoint {ckpt_path} was written with other options or data ({changes}); "
-                                "resume with the same options, source, target and split, or start a new --out "
-                                "folder")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        restore_rng_state(state["rng"])
-        start = int(state["epoch"])
-        pseudo = PseudoLabels(state["pseudo_indices"], state["pseudo_labels"], float(state["pseudo_threshold"]))
-        history = History(r for r in History.from_csv(out / "history.csv").rows if int(r["epoch"]) <= start)
+    task = AdaptTask(model, data, config, device, workers, describe)
 
-    n_src = len(data.source_train)
-    steps = max(1, n_src // config.batch_size) if n_src > config.batch_size else 1
-    total_steps = steps * config.total_epochs
-    for epoch in range(start, config.total_epochs):
-        t0 = time.perf_counter()
-        # every epoch's batches depend on (seed, epoch) only, so a resumed run repeats an uninterrupted one
-        target_iter = _cycle(lambda turn: _loader(data.target_train, config.batch_size, True,
-                                                  config.seed * 7919 + 104729 * epoch + turn, workers, True),
-                             "target training images")
-        round_ = config.pseudo_round(epoch)
-        if round_ is not None and (epoch - config.epochs) % config.pl_epochs == 0:
-            pseudo = select_pseudo_labels(model, data.target_train, config.threshold(round_), config.batch_size,
-                                          device, workers)
-        pseudo_iter = None
-        if round_ is not None and len(pseudo):
-            pseudo_iter = _cycle(lambda turn: _loader(pseudo.dataset(data.target_train), config.batch_size, True,
-                                                      config.seed * 31 + 1009 * epoch + turn, workers, True),
-                                 "pseudo-labelled target images")
-        sums = {"class": 0.0, "domain": 0.0, "pseudo": 0.0}
-        model.train()
-        lam = 0.0
-        source_batches = _loader(data.source_train, config.batch_size, True, config.seed * 1000 + epoch, workers,
-                                 drop_last=True)
-        for step, (xs, ys, _, _) in enumerate(source_batches):
-            if xs is None:
-                continue
-            xt, _ = next(target_iter)
-            progress = (epoch * steps + step) / total_steps
-            lam = grl_lambda(progress, config.lambda_schedule, config.grl_factor, config.gamma) \
-                if config.adversarial else 0.0
-            model.set_lambda(lam)
-            if config.optimizer == "sgd":
-                for group in optimizer.param_groups:
-                    group["lr"] = paper_lr(progress, lr)
-            parts = [xs, xt]
-            if pseudo_iter is not None:
-                xp, yp = next(pseudo_iter)
-                parts.append(xp)
-            x = torch.cat(parts).to(device)
-            ns, nt = len(xs), len(xt)
-            logits, dom = model(x)
-            class_loss = F.cross_entropy(logits[:ns], ys.to(device))
-            dom_target = torch.cat([torch.zeros(ns), torch.ones(nt)]).to(device)
-            domain_loss = F.binary_cross_entropy_with_logits(dom[:ns + nt], dom_target)
-            loss = class_loss + domain_loss
-            if pseudo_iter is not None:
-                pseudo_loss = F.cross_entropy(logits[ns + nt:], yp.to(device))
-                loss = loss + config.pl_weight * pseudo_loss
-                sums["pseudo"] += float(pseudo_loss.detach())
-            check_finite(loss, what=f"{config.method} loss", epoch=epoch + 1, step=step + 1,
-                         checkpoint=ckpt_path if ckpt_path is not None and ckpt_path.exists() else None)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            sums["class"] += float(class_loss.detach())
-            sums["domain"] += float(domain_loss.detach())
-        n_steps = step + 1
-        src = evaluate_domain(model, data.source_test, 0, config.batch_size, device, True, workers)
-        tgt = evaluate_domain(model, data.target_test, 1, config.batch_size, device, data.target_labelled, workers)
-        row = {"epoch": epoch + 1, "phase": "base" if round_ is None else f"pseudo-{round_ + 1}",
-               "lambda": round(lam, 6), "lr": optimizer.param_groups[0]["lr"],
-               "train_class_loss": sums["class"] / n_steps, "train_domain_loss": sums["domain"] / n_steps,
-               "train_pseudo_loss": sums["pseudo"] / n_steps if pseudo_iter is not None else None,
-               "n_pseudo": len(pseudo) if round_ is not None else None,
-               "pseudo_acc": pseudo.accuracy(data.target_train) if round_ is not None and data.target_labelled
-               else None,
-               **{f"source_{k}": v for k, v in src.items()}, **{f"target_{k}": v for k, v in tgt.items()},
-               "domain_acc": (src["domain_acc"] * len(data.source_test) + tgt["domain_acc"] * len(data.target_test))
-               / (len(data.source_test) + len(data.target_test)),
-               "seconds": round(time.perf_counter() - t0, 3)}
-        history.append(**row)
-        if out is not None:
-            save_checkpoint(ckpt_path, model=model.state_dict(), optimizer=optimizer.state_dict(),
-                            rng=capture_rng_state(), epoch=epoch + 1, config=key,
-                            pseudo_indices=pseudo.indices, pseudo_labels=pseudo.labels,
-                            pseudo_threshold=pseudo.threshold)
-            history.to_csv(out / "history.csv")
+    def after_epoch(state: FitState) -> None:
         if on_epoch is not None:
-            on_epoch(row)
-    metrics = _final_metrics(history, config, data)
+            on_epoch(state.row)
+
+    state = fit(task, FitConfig(epochs=config.total_epochs, seed=config.seed, checkpoint=CHECKPOINT,
+                                what="an adaptation run"), out, resume=resume, device=device,
+                on_epoch_end=after_epoch)
+    metrics = _final_metrics(state.history, config, data)
     if out is not None:
-        _write_outputs(out, model, history, metrics, config, data, describe or {})
-    return AdaptResult(model, history, metrics)
+        _write_outputs(out, model, state.history, metrics, config, data, describe or {})
+    return AdaptResult(model, state.history, metrics)
 
 
 def _final_metrics(history: History, config: AdaptConfig, data: DomainData) -> dict:

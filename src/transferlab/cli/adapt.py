@@ -76,7 +76,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         config = AdaptConfig(method=method, epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
                              lambda_schedule=lambda_schedule, grl_factor=grl_factor, pl_base=pl_base,
                              pl_rounds=pl_rounds, pl_epochs=pl_epochs, pl_threshold=pl_threshold,
-                             pl_threshold_end=pl_threshold_end, seed=seed).validate()
+                             pl_threshold_end=pl_threshold_end, seed=seed).resolved()
         dev = resolve_device(device)
         src, tgt, data, _ = _data(source, target, backbone, weights, layer, size, data_root, test_fraction, seed)
         if out is None and resume:
@@ -165,7 +165,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
             raise ConfigError("--seeds must name at least one seed, e.g. 0,1,2")
         base = AdaptConfig(epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
                            lambda_schedule=lambda_schedule, grl_factor=grl_factor, pl_base=pl_base,
-                           pl_rounds=pl_rounds, pl_epochs=pl_epochs, pl_threshold=pl_threshold).validate()
+                           pl_rounds=pl_rounds, pl_epochs=pl_epochs, pl_threshold=pl_threshold).resolved()
         dev = resolve_device(device)
         src, tgt, data, build = _data(source, target, backbone, weights, layer, size, data_root, test_fraction, 0)
         run = make_run_dir(out, "study-adapt", inputs=(src, tgt))

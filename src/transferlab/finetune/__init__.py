@@ -11,10 +11,11 @@ from .datasets import TORCHVISION_DATASETS, TrainingData, folder_data, torchvisi
 from .freezing import FREEZE_MODES, FreezePolicy, apply_freeze, parameter_groups, parse_freeze
 from .head import get_head, logits_of, replace_head
 from .saved import FinetunedModel, save_finetuned
-from .trainer import Trainer, finetune, split_validation
+from .trainer import FinetuneTask, Trainer, finetune, split_validation
 
 __all__ = [
-    "AUGMENT_PRESETS", "FREEZE_MODES", "TORCHVISION_DATASETS", "FinetuneConfig", "FinetunedModel", "FreezePolicy",
+    "AUGMENT_PRESETS", "FREEZE_MODES", "TORCHVISION_DATASETS", "FinetuneConfig", "FinetuneTask", "FinetunedModel",
+    "FreezePolicy",
     "Trainer", "TrainingData", "apply_freeze", "augmentation", "eval_transform", "finetune", "folder_data",
     "get_head", "logits_of", "parameter_groups", "parse_freeze", "replace_head", "save_finetuned",
     "split_validation", "torchvision_data", "train_transform",

@@ -18,6 +18,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from ..data import ImageDecodeError, load_rgb, load_split
+from ..data.sources import dataset_root
 from ..errors import ConfigError, DataError, did_you_mean
 
 TORCHVISION_DATASETS = ("flowers102", "cifar10", "mnist")
@@ -60,10 +61,8 @@ def folder_data(root: Path | str, *, train_per_class: int | None = 100, test_fra
 
 
 def default_data_root() -> Path:
-    """Where torchvision datasets are downloaded by default (the user cache directory)."""
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("transferlab")) / "datasets"
+    """Where torchvision datasets are downloaded by default: the one dataset root (``$TRANSFERLAB_CACHE``)."""
+    return dataset_root()
 
 
 def torchvision_data(name: str, root: Path | str | None = None, download: bool = True) -> TrainingData:

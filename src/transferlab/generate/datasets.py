@@ -7,7 +7,8 @@
   CelebA is conditioned on one binary attribute (``attribute="smiling"`` or an index: the report's
   ``id_att``), giving the classes ``not_<attr>`` / ``<attr>``;
 * any image folder: class sub-folders give labels (conditional models possible); a flat folder of
-  images is a single class (unconditional models only).
+  images is a single class (unconditional models only). A file that cannot be decoded is skipped during
+  training and listed in the run's ``skipped.json`` (the dataset layer, :mod:`transferlab.data.sources`).
 
 The seeds resize every dataset to 32x32 and normalise to [-1, 1] (the generator ends in Tanh).
 """
@@ -23,6 +24,8 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset, Subset, TensorDataset
 
+from ..data import ImagePathDataset
+from ..data.sources import SkippableItems, TensorItems, dataset_root, digit_items
 from ..errors import ConfigError, DataError, did_you_mean
 from .dcgan import IMAGE_SIZE
 
@@ -41,13 +44,15 @@ CELEBA_ATTRIBUTES = (
 
 @dataclass
 class GanData:
-    """A dataset of ``(x, label)`` with ``x`` a float tensor ``(channels, 32, 32)`` in [-1, 1]."""
+    """Items ``(x, label, index)`` with ``x`` a float tensor ``(channels, 32, 32)`` in [-1, 1] (``x`` is None
+    for an image that cannot be decoded: :mod:`transferlab.data.sources`)."""
 
     name: str
     dataset: Dataset
     channels: int
     classes: list[str]
     info: dict[str, Any] = field(default_factory=dict)
+    skipped: list[tuple[str, str]] = field(default_factory=list, repr=False)  # rejected by the folder scan
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -64,16 +69,10 @@ def to_unit_range(images: np.ndarray) -> torch.Tensor:
 
 
 def digits_data(channels: int = 1) -> GanData:
-    """scikit-learn's digits at 32x32 (the offline stand-in for MNIST)."""
-    from ..data import digits_arrays
-
-    images, labels = digits_arrays(IMAGE_SIZE)
-    x = to_unit_range(images)
-    if channels == 3:
-        x = x.repeat(1, 3, 1, 1)
-    elif channels != 1:
+    """scikit-learn's digits at 32x32 (the offline stand-in for MNIST), as items of the dataset layer."""
+    if channels not in (1, 3):
         raise ConfigError(f"--channels must be 1 or 3; got {channels}")
-    return GanData("digits", TensorDataset(x, torch.from_numpy(labels)), channels, [str(d) for d in range(10)],
+    return GanData("digits", digit_items(IMAGE_SIZE, channels), channels, [str(d) for d in range(10)],
                    {"source": "sklearn.datasets.load_digits upsampled 8x8 -> 32x32"})
 
 
@@ -129,20 +128,7 @@ def _torchvision(name: str, root: Path, download: bool, channels: int, attribute
     if name == "celeba":
         info["attribute"] = classes[1]
         info["attribute_index"] = CELEBA_ATTRIBUTES.index(classes[1])
-    return GanData(name, ds, channels, classes, info)
-
-
-class _FolderImages(Dataset):
-    def __init__(self, paths: list[Path], labels: list[int], channels: int) -> None:
-        self.paths, self.labels, self.transform = paths, labels, _transform(channels)
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, index: int):
-        from ..data import load_rgb
-
-        return self.transform(load_rgb(self.paths[index])), self.labels[index]
+    return GanData(name, SkippableItems(ds), channels, classes, info)
 
 
 def folder_data(folder: Path | str, channels: int = 3) -> GanData:
@@ -164,14 +150,13 @@ def folder_data(folder: Path | str, channels: int = 3) -> GanData:
     if not paths:
         raise DataError(f"no readable images in {folder} ({len(skipped)} files skipped); expected image files "
                         "or class sub-folders of images")
-    return GanData(folder.name, _FolderImages(paths, labels, channels), channels, classes,
-                   {"root": str(folder), "skipped": len(skipped)})
+    return GanData(folder.name, ImagePathDataset(paths, labels, _transform(channels)), channels, classes,
+                   {"root": str(folder), "skipped": len(skipped)}, [(str(p), str(r)) for p, r in skipped])
 
 
 def default_root() -> Path:
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("transferlab")) / "datasets"
+    """The one dataset root (``$TRANSFERLAB_CACHE/datasets`` or the user cache directory)."""
+    return dataset_root()
 
 
 def load_gan_data(data: str | Path = "digits", *, channels: int | None = None, root: Path | str | None = None,
@@ -212,9 +197,13 @@ def labels_of(data: GanData) -> np.ndarray:
     ds, index = data.dataset, None
     if isinstance(ds, Subset):
         ds, index = ds.dataset, np.asarray(ds.indices)
-    if isinstance(ds, TensorDataset):
+    if isinstance(ds, SkippableItems):
+        ds = ds.base
+    if isinstance(ds, TensorItems):
+        labels = ds.y.numpy()
+    elif isinstance(ds, TensorDataset):
         labels = ds.tensors[1].numpy()
-    elif isinstance(ds, _FolderImages):
+    elif isinstance(ds, ImagePathDataset):
         labels = np.asarray(ds.labels)
     elif hasattr(ds, "targets"):
         labels = np.asarray(ds.targets)

@@ -28,7 +28,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 
+from ..data import collate_skipping
+from ..data.sources import as_items
 from ..errors import DataError
+from ..training import FitConfig, Task, fit, seeded
 from .datasets import GanData, labels_of
 from .models import generate, is_conditional
 
@@ -77,9 +80,37 @@ class Judge:
 
 
 def _stack(dataset, indices: np.ndarray, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
-    loader = DataLoader(Subset(dataset, indices.tolist()), batch_size=batch_size, shuffle=False)
-    xs, ys = zip(*[(x, y) for x, y in loader]) if len(indices) else ((), ())
+    """The decodable images among ``indices`` (undecodable ones are skipped) and their labels."""
+    loader = DataLoader(Subset(as_items(dataset), indices.tolist()), batch_size=batch_size, shuffle=False,
+                        collate_fn=collate_skipping, generator=torch.Generator())  # not the global RNG
+    xs, ys = zip(*[(x, y) for x, y, _, _ in loader if x is not None]) if len(indices) else ((), ())
+    if not xs:
+        raise DataError(f"none of the {len(indices)} images could be decoded; check the data")
     return torch.cat(xs), torch.cat([torch.as_tensor(y) for y in ys]).long()
+
+
+class JudgeTask(Task):
+    """The judge's training as a task on :func:`~transferlab.training.fit`: Adam, cross-entropy, seeded batches."""
+
+    def __init__(self, net: JudgeNet, x: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int) -> None:
+        self.net, self.x, self.y, self.batch_size = net, x, y, batch_size
+        self.opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+        self.gen = torch.Generator().manual_seed(seed)
+
+    def modules(self):
+        return {"judge": self.net}
+
+    def optimizers(self):
+        return {"adam": self.opt}
+
+    def start_epoch(self, epoch: int):
+        self.net.train()
+        return torch.randperm(len(self.x), generator=self.gen).split(self.batch_size)
+
+    def train_step(self, idx, step):
+        loss = F.cross_entropy(step.net("judge")(self.x[idx].to(step.device)), self.y[idx].to(step.device))
+        step.update(loss, "adam", what="judge loss")
+        return {"loss": float(loss.detach()), "n": len(idx)}
 
 
 def train_judge(data: GanData, *, epochs: int = 4, max_images: int = 10_000, seed: int = 0,
@@ -93,17 +124,10 @@ def train_judge(data: GanData, *, epochs: int = 4, max_images: int = 10_000, see
     n_test = max(1, len(order) // 5)
     x_train, y_train = _stack(data.dataset, order[n_test:])
     x_test, y_test = _stack(data.dataset, order[:n_test])
-    torch.manual_seed(seed)
-    net = JudgeNet(data.channels, len(data.classes)).to(device)
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    gen = torch.Generator().manual_seed(seed)
-    for _ in range(epochs):
-        net.train()
-        for idx in torch.randperm(len(x_train), generator=gen).split(batch_size):
-            loss = F.cross_entropy(net(x_train[idx].to(device)), y_train[idx].to(device))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+    with seeded(seed):
+        net = JudgeNet(data.channels, len(data.classes))
+    fit(JudgeTask(net, x_train, y_train, batch_size, seed), FitConfig(epochs=epochs, seed=seed), None,
+        device=torch.device(device))
     judge = Judge(net.eval(), list(data.classes), 0.0, np.empty((0, 128)), y_test.numpy())
     pred, judge.real_features = judge.predict(x_test)
     judge.test_accuracy = float((pred == y_test.numpy()).mean())
@@ -228,5 +252,5 @@ def score_generator(generator: nn.Module, data: GanData, *, judge: Judge | None 
     return metrics
 
 
-__all__ = ["Judge", "JudgeNet", "class_distribution", "evaluate_generator", "frechet_distance", "inception_fid",
+__all__ = ["Judge", "JudgeNet", "JudgeTask", "class_distribution", "evaluate_generator", "frechet_distance", "inception_fid",
            "labels_of", "real_images", "score_generator", "spread", "train_judge"]

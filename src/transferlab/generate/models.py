@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, ModelFileError
+from ..training import seeded
 from .conditional import ConditionalDiscriminator, ConditionalGenerator
 from .dcgan import Discriminator, Generator, initialise
 
@@ -22,20 +23,23 @@ KIND = "gan"
 
 def build_pair(model: str, *, nz: int, ngf: int, ndf: int, channels: int, classes: int,
                init: str = "dcgan", seed: int = 0) -> tuple[nn.Module, nn.Module]:
-    """Generator and discriminator for ``model`` (``dcgan`` or ``conditional``), initialised with ``init``."""
+    """Generator and discriminator for ``model`` (``dcgan`` or ``conditional``), initialised with ``init``.
+
+    DCGAN: Radford et al. 2016 (ICLR); conditional GAN: Mirza & Osindero 2014 (arXiv:1411.1784).
+    """
     if model not in MODELS:
         raise ConfigError(f"unknown GAN model {model!r}; expected one of {', '.join(MODELS)}")
-    torch.manual_seed(seed)
-    if model == "dcgan":
-        g: nn.Module = Generator(nz, ngf, channels)
-        d: nn.Module = Discriminator(ndf, channels)
-    else:
-        if classes < 2:
-            raise ConfigError(f"a conditional GAN needs a dataset with at least 2 classes; this one has {classes} "
-                              "(use --model dcgan, or class sub-folders)")
-        g = ConditionalGenerator(nz, ngf, channels, classes)
-        d = ConditionalDiscriminator(ndf, channels, classes)
-    return initialise(g, init), initialise(d, init)
+    if model == "conditional" and classes < 2:
+        raise ConfigError(f"a conditional GAN needs a dataset with at least 2 classes; this one has {classes} "
+                          "(use --model dcgan, or class sub-folders)")
+    with seeded(seed):  # seeded in a fork: the caller's random state is left as it was
+        if model == "dcgan":
+            g: nn.Module = Generator(nz, ngf, channels)
+            d: nn.Module = Discriminator(ndf, channels)
+        else:
+            g = ConditionalGenerator(nz, ngf, channels, classes)
+            d = ConditionalDiscriminator(ndf, channels, classes)
+        return initialise(g, init), initialise(d, init)
 
 
 def is_conditional(module: nn.Module) -> bool:

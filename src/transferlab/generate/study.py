@@ -63,7 +63,7 @@ def _saturation_table(data: GanData, base: GanConfig, d_updates: Sequence[int]) 
                       classes=len(data.classes), init=base.init, seed=base.seed)
     gen = torch.Generator().manual_seed(base.seed)
     idx = torch.randperm(len(data), generator=gen)[:min(base.batch_size, len(data))].tolist()
-    real = torch.stack([data.dataset[i][0] for i in idx])
+    real = torch.stack([x for x in (data.dataset[i][0] for i in idx) if x is not None])  # unreadable: skipped
     return [generator_gradients(g, d, real, d_updates=k, lr=base.lr_d, beta1=base.beta1, seed=base.seed)
             for k in d_updates]
 
@@ -107,7 +107,7 @@ def run_gan_study(data: GanData, out: Path | str, base: GanConfig | None = None,
                   n_samples: int = 1000, d_updates: Sequence[int] = (0, 10, 50),
                   log: Callable[[str], None] = lambda _: None) -> GanStudy:
     """Train every variant on ``data``, score each with one judge and write the tables and figures."""
-    base = (base or GanConfig()).validate()
+    base = (base or GanConfig()).resolved()
     out = Path(out)
     variants = study_variants(groups, nz_values, imbalance, base_nz=base.nz)
     if len(data.classes) < 2 and any(o.get("model") == "conditional" for _, o in variants):

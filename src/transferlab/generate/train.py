@@ -1,10 +1,12 @@
-"""One training loop for the DCGAN and the conditional GAN (report 000 section 2; report 001 chapter 4).
+"""Training of the DCGAN (Radford et al. 2016) and the conditional GAN (Mirza & Osindero 2014) as one task.
 
-Alternates ``d_steps`` discriminator updates (eq. 7) and one generator update (eq. 6, or the original
-minimax eq. 6') per batch, with Adam(lr, betas=(beta1, 0.999)) for both networks. Every epoch writes
-a grid of the fixed evaluation noise (``samples/epoch_NNN.png``), the G/D losses and mean D outputs
-(``history.csv``, ``curves.png``) and a checkpoint (``checkpoint.pt``); the end of training writes the
-animated ``samples.gif`` and the generator's model folder ``model/``.
+Report 000 section 2; report 001 chapter 4. :class:`GanTask` alternates ``d_steps`` discriminator
+updates (eq. 7) and one generator update (eq. 6, or the original minimax eq. 6') per batch, with
+Adam(lr, betas=(beta1, 0.999)) for both networks; :func:`transferlab.training.fit` runs it (NaN guard,
+checkpoint, exact resume, history). Every epoch writes a grid of the fixed evaluation noise
+(``samples/epoch_NNN.png``), the G/D losses and mean D outputs (``history.csv``, ``curves.png``) and the
+checkpoint (``checkpoint.pt``); the end writes the animated ``samples.gif``, the generator's model folder
+``model/`` and, when images were skipped (unreadable files), ``skipped.json``.
 
 Determinism and resumption: the shuffling and the noise of epoch ``e`` come from generators seeded
 with ``(seed, e)``, and the checkpoint holds both networks, both optimisers and the history, so
@@ -13,7 +15,6 @@ with ``(seed, e)``, and the checkpoint holds both networks, both optimisers and 
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -22,10 +23,12 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from .._utils import resolve_device, seed_everything
+from .._utils import resolve_device, write_json
+from ..data import collate_skipping
+from ..data.sources import as_items, describe_item
 from ..errors import ConfigError, TrainingError
 from ..runs import write_config
-from ..training import History, capture_rng_state, check_finite, load_checkpoint, restore_rng_state, save_checkpoint
+from ..training import FitConfig, FitState, Task, check_run_folder, fit
 from .datasets import GanData
 from .dcgan import INITS
 from .grids import save_gif, save_grid
@@ -38,9 +41,12 @@ _FIXED_ON_RESUME = ("model", "nz", "ngf", "ndf", "channels", "classes", "lr_g", 
                     "g_loss", "init", "d_steps", "seed", "max_batches", "data")
 
 
-@dataclass
+@dataclass(frozen=True)
 class GanConfig:
-    """Hyper-parameters (defaults: the seeds' DCGAN settings, report 001 section 4.5.1)."""
+    """Hyper-parameters (defaults: the seeds' DCGAN settings, report 001 section 4.5.1).
+
+    Frozen, like every training configuration; :meth:`resolved` returns it validated.
+    """
 
     model: str = "dcgan"
     nz: int = 100
@@ -61,7 +67,8 @@ class GanConfig:
     n_eval: int = 64
     grid_columns: int = 8
 
-    def validate(self) -> "GanConfig":
+    def resolved(self) -> "GanConfig":
+        """This configuration, validated (a :class:`ConfigError` names the first bad option)."""
         if self.model not in MODELS:
             raise ConfigError(f"unknown GAN model {self.model!r}; expected one of {', '.join(MODELS)}")
         if self.init not in INITS:
@@ -90,6 +97,7 @@ class GanRun:
     history: list[dict[str, Any]]
     config: dict[str, Any]
     files: dict[str, Path] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)  # {path: reason}: unreadable files, not trained on
 
 
 def eval_inputs(config: GanConfig, nz: int, classes: int) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -109,101 +117,105 @@ def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
 
 
+class GanTask(Task):
+    """One GAN training (see the module docstring) as a task on :func:`~transferlab.training.fit`."""
+
+    def __init__(self, data: GanData, config: GanConfig, out: Path, device: torch.device) -> None:
+        self.data, self.config, self.out = data, config, out
+        self.classes = len(data.classes)
+        self.resolved = {**asdict(config), "channels": data.channels, "classes": self.classes,
+                         "data": data.describe()}
+        self.g, self.d = build_pair(config.model, nz=config.nz, ngf=config.ngf, ndf=config.ndf,
+                                    channels=data.channels, classes=self.classes, init=config.init, seed=config.seed)
+        self.opt_g = torch.optim.Adam(self.g.parameters(), lr=config.lr_g, betas=(config.beta1, 0.999))
+        self.opt_d = torch.optim.Adam(self.d.parameters(), lr=config.lr_d, betas=(config.beta1, 0.999))
+        self.items = as_items(data.dataset)
+        self.failures: dict[str, str] = {}
+        self.eval_z, self.eval_labels = eval_inputs(config, config.nz, self.classes)
+        self.device = device
+
+    def modules(self):
+        return {"generator": self.g, "discriminator": self.d}
+
+    def optimizers(self):
+        return {"g": self.opt_g, "d": self.opt_d}
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {k: self.resolved.get(k) for k in _FIXED_ON_RESUME}  # only --epochs (and device...) may change
+
+    def start_epoch(self, epoch: int):
+        cfg = self.config
+        self.rng = _epoch_generator(cfg.seed, epoch + 1)
+        loader = DataLoader(self.items, generator=self.rng, batch_size=cfg.batch_size, shuffle=True,
+                            drop_last=len(self.data) >= cfg.batch_size, num_workers=cfg.workers,
+                            collate_fn=collate_skipping)
+        self.g.train(), self.d.train()
+        for step, (x, y, _, failed) in enumerate(loader, start=1):
+            for index, reason in failed:  # an unreadable image is skipped and reported, never fatal
+                self.failures[describe_item(self.items, index)] = reason
+            if cfg.max_batches is not None and step > cfg.max_batches:
+                break
+            yield None if x is None else (x, y)
+
+    def train_step(self, batch, step) -> dict[str, float]:
+        cfg, g, d = self.config, self.g, self.d
+        x, y = batch[0].to(step.device), batch[1].to(step.device).long()
+        cond = (y,) if cfg.model == "conditional" else ()
+        for _ in range(cfg.d_steps):
+            z = torch.randn(x.shape[0], cfg.nz, generator=self.rng).to(step.device)
+            with torch.no_grad():
+                fake = g(z, *cond)
+            real_logits, fake_logits = d.logits(x, *cond), d.logits(fake, *cond)
+            loss_d = discriminator_loss(real_logits, fake_logits)
+            step.update(loss_d, "d", what="discriminator loss")
+        z = torch.randn(x.shape[0], cfg.nz, generator=self.rng).to(step.device)
+        loss_g = generator_loss(d.logits(g(z, *cond), *cond), cfg.g_loss)
+        step.update(loss_g, "g", what="generator loss")
+        return {"loss_d": float(loss_d.detach()), "loss_g": float(loss_g.detach()),
+                "d_real": float(torch.sigmoid(real_logits.detach()).mean()),
+                "d_fake": float(torch.sigmoid(fake_logits.detach()).mean())}
+
+    def end_epoch(self, epoch: int, train: dict[str, Any]) -> dict[str, Any]:
+        if train["steps"] == 0:
+            raise TrainingError("the dataset gave no batch; use a smaller --batch-size or more images")
+        save_grid(generate(self.g, self.eval_z, self.eval_labels), self.out / "samples" / f"epoch_{epoch + 1:03d}.png",
+                  columns=self.config.grid_columns)
+        return {**{k: train[k] for k in ("loss_d", "loss_g", "d_real", "d_fake")}, "steps": train["steps"],
+                "seconds": round(train["seconds"], 3)}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"failures": dict(self.failures)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.failures.update(state.get("failures", {}))
+
+
 def train_gan(data: GanData, config: GanConfig, out: Path | str, *, resume: bool = False,
               log: Callable[[str], None] = lambda _: None) -> GanRun:
     """Train a DCGAN or conditional GAN on ``data``; write the run folder ``out`` (see module docstring)."""
-    config.validate()
+    config = config.resolved()
     out = Path(out)
+    check_run_folder(out, CHECKPOINT, resume, "a GAN run")
+    device = resolve_device(config.device)
+    task = GanTask(data, config, out, device)
     out.mkdir(parents=True, exist_ok=True)
     (out / "samples").mkdir(exist_ok=True)
-    classes = len(data.classes)
-    device = resolve_device(config.device)
-    resolved = {**asdict(config), "channels": data.channels, "classes": classes, "data": data.describe()}
-    ckpt_path = out / CHECKPOINT
-
-    seed_everything(config.seed)
-    g, d = build_pair(config.model, nz=config.nz, ngf=config.ngf, ndf=config.ndf, channels=data.channels,
-                      classes=classes, init=config.init, seed=config.seed)
-    g, d = g.to(device), d.to(device)
-    opt_g = torch.optim.Adam(g.parameters(), lr=config.lr_g, betas=(config.beta1, 0.999))
-    opt_d = torch.optim.Adam(d.parameters(), lr=config.lr_d, betas=(config.beta1, 0.999))
-    history = History()
-    start = 1
     if resume:
-        state = load_checkpoint(ckpt_path, map_location=device)
-        saved = state["config"]
-        changed = [k for k in _FIXED_ON_RESUME if saved.get(k) != resolved.get(k)]
-        if changed:
-            raise TrainingError(f"cannot resume {out}: {', '.join(f'{k} was {saved.get(k)!r}, now {resolved.get(k)!r}' for k in changed)}; "
-                                "use the same options or start a new run without --resume")
-        g.load_state_dict(state["generator"])
-        d.load_state_dict(state["discriminator"])
-        opt_g.load_state_dict(state["opt_g"])
-        opt_d.load_state_dict(state["opt_d"])
-        restore_rng_state(state["rng"])
-        history = History(state["history"])
-        start = int(state["epoch"]) + 1
-        log(f"resuming {out} after epoch {state['epoch']}")
-    elif ckpt_path.exists():
-        raise TrainingError(f"{out} already holds a GAN checkpoint; pass --resume to continue it or choose "
-                            "another --out")
-    write_config(out, {"command": "gan train", **resolved})
+        log(f"resuming {out} from its checkpoint")
+    write_config(out, {"command": "gan train", **task.resolved})
 
-    eval_z, eval_labels = eval_inputs(config, config.nz, classes)
-    loader_kwargs = dict(batch_size=config.batch_size, shuffle=True, drop_last=len(data) >= config.batch_size,
-                         num_workers=config.workers)
-    for epoch in range(start, config.epochs + 1):
-        rng = _epoch_generator(config.seed, epoch)
-        loader = DataLoader(data.dataset, generator=rng, **loader_kwargs)
-        sums = {"loss_d": 0.0, "loss_g": 0.0, "d_real": 0.0, "d_fake": 0.0}
-        steps, tic = 0, time.perf_counter()
-        g.train(), d.train()
-        for step, (x, y) in enumerate(loader, start=1):
-            if config.max_batches is not None and step > config.max_batches:
-                break
-            x, y = x.to(device), y.to(device).long()
-            cond = (y,) if config.model == "conditional" else ()
-            for _ in range(config.d_steps):
-                z = torch.randn(x.shape[0], config.nz, generator=rng).to(device)
-                with torch.no_grad():
-                    fake = g(z, *cond)
-                real_logits, fake_logits = d.logits(x, *cond), d.logits(fake, *cond)
-                loss_d = discriminator_loss(real_logits, fake_logits)
-                check_finite(loss_d, what="discriminator loss", epoch=epoch, step=step,
-                             checkpoint=ckpt_path if ckpt_path.exists() else None)
-                opt_d.zero_grad(set_to_none=True)
-                loss_d.backward()
-                opt_d.step()
-            z = torch.randn(x.shape[0], config.nz, generator=rng).to(device)
-            loss_g = generator_loss(d.logits(g(z, *cond), *cond), config.g_loss)
-            check_finite(loss_g, what="generator loss", epoch=epoch, step=step,
-                         checkpoint=ckpt_path if ckpt_path.exists() else None)
-            opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
-            opt_g.step()
-            sums["loss_d"] += float(loss_d.detach())
-            sums["loss_g"] += float(loss_g.detach())
-            sums["d_real"] += float(torch.sigmoid(real_logits.detach()).mean())
-            sums["d_fake"] += float(torch.sigmoid(fake_logits.detach()).mean())
-            steps += 1
-        if steps == 0:
-            raise TrainingError("the dataset gave no batch; use a smaller --batch-size or more images")
-        row = {"epoch": epoch, **{k: v / steps for k, v in sums.items()}, "steps": steps,
-               "seconds": round(time.perf_counter() - tic, 3)}
-        history.append(**row)
-        save_grid(generate(g, eval_z, eval_labels), out / "samples" / f"epoch_{epoch:03d}.png",
-                  columns=config.grid_columns)
-        history.to_csv(out / "history.csv")
-        history.plot(out / "curves.png", {"loss": ["loss_d", "loss_g"], "D output": ["d_real", "d_fake"]},
-                     title=f"{config.model} on {data.name}")
-        save_checkpoint(ckpt_path, generator=g.state_dict(), discriminator=d.state_dict(),
-                        opt_g=opt_g.state_dict(), opt_d=opt_d.state_dict(), epoch=epoch, history=history.rows,
-                        rng=capture_rng_state(), config=resolved)
-        log(f"epoch {epoch}/{config.epochs}: loss_d {row['loss_d']:.3f} loss_g {row['loss_g']:.3f} "
+    def after_epoch(state: FitState) -> None:
+        row = state.row
+        state.history.plot(out / "curves.png", {"loss": ["loss_d", "loss_g"], "D output": ["d_real", "d_fake"]},
+                           title=f"{config.model} on {data.name}")
+        log(f"epoch {state.epoch}/{config.epochs}: loss_d {row['loss_d']:.3f} loss_g {row['loss_g']:.3f} "
             f"D(x) {row['d_real']:.2f} D(G(z)) {row['d_fake']:.2f} ({row['seconds']:.1f} s)")
 
+    state = fit(task, FitConfig(epochs=config.epochs, seed=config.seed, checkpoint=CHECKPOINT, what="a GAN run"),
+                out, resume=resume, device=device, on_epoch_end=after_epoch)
+    g, d, history = task.g, task.d, state.history
     frames = sorted((out / "samples").glob("epoch_*.png"))
-    files = {"checkpoint": ckpt_path, "history": out / "history.csv", "curves": out / "curves.png"}
+    files = {"checkpoint": out / CHECKPOINT, "history": out / "history.csv", "curves": out / "curves.png"}
     gif = save_gif(frames, out / "samples.gif")
     if gif is not None:
         files["gif"] = gif
@@ -213,4 +225,9 @@ def train_gan(data: GanData, config: GanConfig, out: Path | str, *, resume: bool
                                                              "g_loss": config.g_loss, "init": config.init,
                                                              "classes": data.classes})
     g.to(device)
-    return GanRun(out, g, d, history.rows, resolved, files)
+    skipped = {**dict(data.skipped), **task.failures}  # rejected by the folder scan + failed to decode
+    if skipped:
+        write_json(out / "skipped.json", skipped)
+        files["skipped"] = out / "skipped.json"
+        log(f"{len(skipped)} unreadable file(s) skipped: listed in {out / 'skipped.json'}")
+    return GanRun(out, g, d, history.rows, task.resolved, files, skipped)

@@ -74,6 +74,10 @@ class Task:
     def score(self, row: dict[str, Any]) -> Any:
         return None
 
+    def bind(self, nets: dict[str, nn.Module]) -> None:
+        """Called once before training with the networks as trained (DDP-wrapped under torchrun)."""
+        self.nets = nets
+
     def state_dict(self) -> dict[str, Any]:
         return {}
 
@@ -226,6 +230,7 @@ class _Engine:
         nets = {name: _dist.wrap_model(m, ctx, task.find_unused_parameters)
                 if any(p.requires_grad for p in m.parameters()) else m for name, m in self.modules.items()}
         self.state = FitState(nets=nets)
+        task.bind(nets)
         self.last_path = out / cfg.checkpoint if out is not None else None
 
     # ---------------------------------------------------------------- checkpoints
