@@ -12,7 +12,7 @@ from ._utils import atomic_write_bytes
 from .backbones import Backbone, load_backbone, resolve_layer
 from .data import DEFAULT_MAX_PIXELS, DatasetSplit, load_split
 from .features import ExtractionResult, SplitFeatures, extract_split
-from .runs import attach_log, detach_log, make_run_dir, write_config
+from .runs import Run
 
 
 @dataclass
@@ -68,25 +68,28 @@ def features_for(data: Path | str, options: ExtractionOptions, backbone: Backbon
     return DatasetFeatures(None, split, backbone, features, extraction)
 
 
-def extract_dataset(data: Path | str, out: Path | str | None, options: ExtractionOptions) -> DatasetFeatures:
+def extract_dataset(data: Path | str, out: Path | str | None, options: ExtractionOptions | dict) -> DatasetFeatures:
     """``transferlab extract``: features.npz (one per layer when several), config.json, skipped.txt."""
-    out = make_run_dir(out, "extract", inputs=(data,))
-    result = features_for(data, options)
-    result.out = out
-    log = attach_log(out)
-    log_extraction(log, result)
-    detach_log(out)
-    write_config(out, {"command": "extract", "data": str(data), **run_config(options, result)})
-    for layer, feats in result.features.items():
-        feats.save(out / ("features.npz" if len(result.features) == 1 else f"features_{layer}.npz"))
-    write_skipped(out, result.skipped)
+    options = ExtractionOptions(**options) if isinstance(options, dict) else options
+    call = {"data": str(data), "options": options}
+    with Run("extract", "transferlab.pipeline:extract_dataset", call, out, inputs=(data,)) as run:
+        result = features_for(data, options)
+        result.out = run.out
+        run.record(data=str(data), **run_config(options, result))
+        log_extraction(run.log, result)
+        for layer, feats in result.features.items():
+            feats.save(run.out / ("features.npz" if len(result.features) == 1 else f"features_{layer}.npz"))
+        write_skipped(run.out, result.skipped)
     return result
 
 
 def run_config(options: ExtractionOptions, result: DatasetFeatures) -> dict:
     """The resolved configuration of a run (what produced the features)."""
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options).items()}
+    from ._utils import resolve_device
+
     config.update(layers=list(result.features), weights_id=result.backbone.weights_id,
+                  resolved_device=str(resolve_device(options.device)),
                   preprocessing_source=result.backbone.preprocessing_source,
                   preprocessing=result.backbone.preprocessing.as_dict(), split=result.split.describe(),
                   cache_keys=result.extraction.cache_keys)

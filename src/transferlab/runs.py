@@ -13,7 +13,7 @@ from typing import Any
 
 from . import __version__
 from ._utils import write_json
-from .errors import ConfigError
+from .errors import ConfigError, TransferlabError
 
 
 _CREATED: list[Path] = []  # run folders (and parents) this process created, newest last
@@ -89,3 +89,128 @@ def detach_log(out: Path, name: str = "transferlab") -> None:
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
         handler.close()
+
+
+def library_versions() -> dict[str, str | None]:
+    """Versions of Python and of the libraries that decide a run's numbers (None when not installed)."""
+    import platform
+    from importlib import metadata
+
+    versions: dict[str, str | None] = {"python": platform.python_version(), "transferlab": __version__}
+    for package in ("torch", "torchvision", "timm", "numpy", "scikit-learn", "pillow"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return versions
+
+
+class Run:
+    """One command's run folder, from its first line to its last (``with Run(...) as run:``).
+
+    On entry: the folder (refused inside an input folder), ``log.txt`` attached before any work, and
+    ``config.json`` with the command, the call that reproduces it (``verb`` = ``"module:function"`` and its
+    JSON keyword arguments, replayed by :func:`rerun`), the library versions and ``status.json`` =
+    ``running``. :meth:`record` adds resolved values (device, weights identity, split...) to
+    ``config.json``. On exit ``status.json`` says ``done``, ``failed`` (with the one-line error) or
+    ``interrupted``, with the wall time; the log is closed.
+    """
+
+    def __init__(self, command: str, verb: str, args: dict[str, Any], out: Path | str | None = None,
+                 inputs: tuple[Path | str, ...] = ()) -> None:
+        self.command, self.verb, self.args = command, verb, _jsonable(args)
+        self._out, self._inputs = out, inputs
+        self.config: dict[str, Any] = {}
+
+    def __enter__(self) -> "Run":
+        import time
+
+        existed = self._out is not None and Path(self._out).expanduser().exists()
+        self.out = make_run_dir(self._out, self.command.replace(" ", "-"), inputs=self._inputs)
+        self._created = not existed
+        self.log = attach_log(self.out)
+        self.log.info("transferlab %s: %s", __version__, self.command)
+        self._start, self._started = time.perf_counter(), _dt.datetime.now().isoformat(timespec="seconds")
+        self.config = {"command": self.command, "call": {"verb": self.verb, "args": self.args},
+                       "versions": library_versions()}
+        write_config(self.out, self.config)
+        self._status("running")
+        return self
+
+    def record(self, **resolved: Any) -> None:
+        """Add resolved values to ``config.json`` (written at once: a crash later keeps them)."""
+        self.config.update(_jsonable(resolved))
+        write_config(self.out, self.config)
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        import time
+
+        seconds = round(time.perf_counter() - self._start, 3)
+        if exc is None:
+            self._status("done", seconds=seconds)
+            self.log.info("done in %.1f s", seconds)
+        else:
+            status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+            message = " ".join(str(exc).split()) or type(exc).__name__
+            self._status(status, seconds=seconds, error=f"{type(exc).__name__}: {message}")
+            self.log.error("%s after %.1f s: %s", status, seconds, message)
+        detach_log(self.out)
+        if exc is not None and isinstance(exc, TransferlabError) and self._created:
+            self._remove_if_only_ours()  # a user error (a typo) leaves no folder behind
+        return False
+
+    def _remove_if_only_ours(self) -> None:
+        ours = {"config.json", "status.json", "log.txt"}
+        if {p.name for p in self.out.iterdir()} <= ours:
+            for name in ours:
+                (self.out / name).unlink(missing_ok=True)
+            try:
+                self.out.rmdir()
+            except OSError:
+                pass
+
+    def _status(self, status: str, **extra: Any) -> None:
+        write_json(self.out / "status.json", {"status": status, "started": self._started, **extra})
+
+
+def _jsonable(value: Any) -> Any:
+    """Paths as strings, tuples as lists, dataclasses as dicts: what ``config.json`` can hold."""
+    from dataclasses import asdict, is_dataclass
+
+    if is_dataclass(value) and not isinstance(value, type):
+        return _jsonable(asdict(value))
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def rerun(run_dir: Path | str, out: Path | str | None = None) -> Any:
+    """Run again what produced ``run_dir``, from its ``config.json``, into ``out`` (default a new
+    ``runs/<command>-<time>``); returns what the library verb returns. The same inputs give the same results:
+    every random choice of a run is seeded by its recorded options."""
+    import importlib
+    import json
+
+    run_dir = Path(run_dir)
+    path = run_dir / "config.json"
+    if not path.is_file():
+        raise ConfigError(f"{run_dir} is not a run folder: it has no config.json; pass a folder written by a "
+                          "transferlab command")
+    try:
+        call = json.loads(path.read_text()).get("call")
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError, AttributeError) as exc:
+        raise ConfigError(f"{path} cannot be read as a run configuration ({type(exc).__name__})") from None
+    if not isinstance(call, dict) or ":" not in str(call.get("verb", "")):
+        raise ConfigError(f"{path} records no reproducible call (written by an older transferlab or a command "
+                          "without rerun support); run the command again instead")
+    if out is not None and Path(out).expanduser().resolve() == run_dir.resolve():
+        raise ConfigError(f"--out {out} is the run being replayed; choose another folder")
+    module, _, name = call["verb"].partition(":")
+    if not module.startswith("transferlab."):
+        raise ConfigError(f"{path} names the verb {call['verb']!r}, which is not transferlab's; refusing to run it")
+    verb = getattr(importlib.import_module(module), name)
+    return verb(**call.get("args", {}), out=out)

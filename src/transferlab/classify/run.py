@@ -18,7 +18,7 @@ from ..errors import ConfigError
 from ..features import SplitFeatures
 from ..pipeline import ExtractionOptions, features_for, log_extraction, run_config, write_skipped
 from ..report.plots import save_figure
-from ..runs import attach_log, detach_log, make_run_dir, write_config
+from ..runs import Run
 from .evaluate import write_evaluation
 from .linear_model import LinearProbeModel
 from .probe import DEFAULT_C_GRID, choose_C, fit_classifier, make_classifier
@@ -70,13 +70,18 @@ def fit(data: Path | str, *, backbone: str = "vgg16", weights: str = "imagenet",
     return model
 
 
-def run_linear(data: Path | str, out: Path | str | None = None, extraction: ExtractionOptions | None = None,
-               linear: LinearOptions | None = None, **kwargs) -> dict[str, Any]:
+def run_linear(data: Path | str, out: Path | str | None = None, extraction: ExtractionOptions | dict | None = None,
+               linear: LinearOptions | dict | None = None, **kwargs) -> dict[str, Any]:
     """``transferlab run``: writes metrics, confusion matrix, CV curve, model, config and report to ``out``.
 
     Keyword arguments are a shortcut for the fields of :class:`ExtractionOptions` and
-    :class:`LinearOptions` (``run_linear(data, backbone="resnet18", C="auto")``). Returns the metrics.
+    :class:`LinearOptions` (``run_linear(data, backbone="resnet18", C="auto")``); the two option objects may
+    also be given as dicts (as ``config.json`` records them, for ``transferlab rerun``). Returns the metrics.
     """
+    if isinstance(extraction, dict):
+        extraction = ExtractionOptions(**extraction)
+    if isinstance(linear, dict):
+        linear = LinearOptions(**{**linear, "c_grid": tuple(linear.get("c_grid", DEFAULT_C_GRID))})
     extraction = extraction or ExtractionOptions(**{k: v for k, v in kwargs.items()
                                                     if k in ExtractionOptions.__dataclass_fields__})
     if "layer" in kwargs and kwargs["layer"]:
@@ -86,38 +91,39 @@ def run_linear(data: Path | str, out: Path | str | None = None, extraction: Extr
         linear.C = parse_C(linear.C)
     if linear.repeats < 1:
         raise ConfigError(f"--repeats must be at least 1; got {linear.repeats}")
-    out = make_run_dir(out, "run", inputs=(data,))
-    result = features_for(data, extraction)
-    if linear.repeats > 1 and result.split.layout == "train/test":
-        raise ConfigError("--repeats draws new train/test splits, but this dataset has a fixed train/ and test/ "
-                          "split; use a single-folder dataset or --repeats 1")
-    layer, feats = next(iter(result.features.items()))
-    model, info = fit_probe(feats, result.backbone, layer, extraction, linear)
-    start = time.perf_counter()
-    y_pred = model.predict(feats.X_test)
-    predict_seconds = time.perf_counter() - start
-    repeats = _repeat_accuracies(data, extraction, linear, result.backbone, first=float(np.mean(y_pred == feats.y_test)))
-    metrics = write_evaluation(
-        out, feats.y_test, y_pred, feats.classes, feats.paths_test, backbone=result.backbone.name, layer=layer,
-        classifier=linear.classifier, chosen_C=info["C"], C_mode="cv-on-train" if linear.C == "auto" else "fixed",
-        pca=linear.pca, feature_size=int(feats.X_train.shape[1]), n_train=int(len(feats.y_train)),
-        extraction_seconds=result.extraction.seconds, images_forwarded=result.extraction.n_forward,
-        fit_seconds=info["fit_seconds"], predict_seconds=predict_seconds, cv_curve=info["cv_curve"],
-        repeats=repeats, n_skipped=len(feats.skipped))
-    if info["cv_curve"]:
-        plot_cv_curve(info["cv_curve"], out / "cv_curve.png")
-    model.save(out / "model")
-    write_config(out, {"command": "run", "data": str(data), **run_config(extraction, result),
-                       **{k: v for k, v in asdict(linear).items() if k != "c_grid"}, "c_grid": list(linear.c_grid)})
-    write_skipped(out, feats.skipped)
-    log = attach_log(out)
-    log_extraction(log, result)
-    log.info("%s C=%g (%s) on %d training images: test accuracy %.4f on %d images", linear.classifier, info["C"],
-             metrics["C_mode"], metrics["n_train"], metrics["accuracy"], metrics["n_test"])
-    detach_log(out)
-    from ..report.run_report import write_run_report
+    call = {"data": str(data), "extraction": extraction, "linear": linear}
+    with Run("run", "transferlab.classify.run:run_linear", call, out, inputs=(data,)) as run:
+        result = features_for(data, extraction)
+        if linear.repeats > 1 and result.split.layout == "train/test":
+            raise ConfigError("--repeats draws new train/test splits, but this dataset has a fixed train/ and test/ "
+                              "split; use a single-folder dataset or --repeats 1")
+        run.record(data=str(data), **run_config(extraction, result),
+                   **{k: v for k, v in asdict(linear).items() if k != "c_grid"}, c_grid=list(linear.c_grid))
+        log_extraction(run.log, result)
+        layer, feats = next(iter(result.features.items()))
+        model, info = fit_probe(feats, result.backbone, layer, extraction, linear)
+        start = time.perf_counter()
+        y_pred = model.predict(feats.X_test)
+        predict_seconds = time.perf_counter() - start
+        repeats = _repeat_accuracies(data, extraction, linear, result.backbone,
+                                     first=float(np.mean(y_pred == feats.y_test)))
+        metrics = write_evaluation(
+            run.out, feats.y_test, y_pred, feats.classes, feats.paths_test, backbone=result.backbone.name,
+            layer=layer, classifier=linear.classifier, chosen_C=info["C"],
+            C_mode="cv-on-train" if linear.C == "auto" else "fixed", pca=linear.pca,
+            feature_size=int(feats.X_train.shape[1]), n_train=int(len(feats.y_train)),
+            extraction_seconds=result.extraction.seconds, images_forwarded=result.extraction.n_forward,
+            fit_seconds=info["fit_seconds"], predict_seconds=predict_seconds, cv_curve=info["cv_curve"],
+            repeats=repeats, n_skipped=len(feats.skipped))
+        if info["cv_curve"]:
+            plot_cv_curve(info["cv_curve"], run.out / "cv_curve.png")
+        model.save(run.out / "model")
+        write_skipped(run.out, feats.skipped)
+        run.log.info("%s C=%g (%s) on %d training images: test accuracy %.4f on %d images", linear.classifier,
+                     info["C"], metrics["C_mode"], metrics["n_train"], metrics["accuracy"], metrics["n_test"])
+        from ..report.run_report import write_run_report
 
-    write_run_report(out, metrics)
+        write_run_report(run.out, metrics)
     return metrics
 
 

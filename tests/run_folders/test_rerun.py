@@ -1,0 +1,73 @@
+"""One run: every command's folder has its call, versions, resolved device, log and status; ``rerun``
+replays it from config.json and gives the same results."""
+
+import json
+
+import pytest
+
+from transferlab.classify import run_linear
+from transferlab.errors import ConfigError, TransferlabError
+from transferlab.pipeline import ExtractionOptions
+from transferlab.runs import Run, rerun
+
+
+@pytest.fixture
+def digits(tmp_path):
+    from transferlab.data import write_digits_folder
+
+    return write_digits_folder(tmp_path / "digits", classes=[0, 1, 2], per_class=20)
+
+
+def _options(tmp_path, **extra):
+    return ExtractionOptions(backbone="digits_cnn", weights="none", train_per_class=10, cache_dir=tmp_path / "cache",
+                             progress=False, workers=0, **extra)
+
+
+def test_a_run_folder_records_its_call_versions_device_log_and_status(digits, tmp_path):
+    run_linear(digits, tmp_path / "run", _options(tmp_path), C="auto")
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["call"]["verb"] == "transferlab.classify.run:run_linear"
+    assert config["call"]["args"]["extraction"]["backbone"] == "digits_cnn"
+    assert config["versions"]["torch"] and config["resolved_device"] == "cpu"
+    assert config["device"] == "auto" and config["batch_size"] is None  # the options as asked, beside what they became
+    status = json.loads((tmp_path / "run" / "status.json").read_text())
+    assert status["status"] == "done" and status["seconds"] > 0
+    log = (tmp_path / "run" / "log.txt").read_text().splitlines()
+    assert "transferlab" in log[0] and ": run" in log[0] and "done in" in log[-1]
+
+
+def test_rerun_reproduces_a_run(digits, tmp_path):
+    first = run_linear(digits, tmp_path / "first", _options(tmp_path), C="auto", repeats=2)
+    again = rerun(tmp_path / "first", tmp_path / "again")
+    assert again["accuracy"] == first["accuracy"] and again["chosen_C"] == first["chosen_C"]
+    assert again["repeats"]["accuracies"] == first["repeats"]["accuracies"]
+    assert (tmp_path / "again" / "predictions.csv").read_text() == (tmp_path / "first" / "predictions.csv").read_text()
+
+
+def test_rerun_refuses_what_it_cannot_replay(digits, tmp_path):
+    with pytest.raises(ConfigError, match="has no config.json"):
+        rerun(tmp_path)
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "config.json").write_text('{"command": "run"}')
+    with pytest.raises(ConfigError, match="records no reproducible call"):
+        rerun(tmp_path / "old")
+    (tmp_path / "evil").mkdir()
+    (tmp_path / "evil" / "config.json").write_text('{"call": {"verb": "os:system", "args": {"command": "true"}}}')
+    with pytest.raises(ConfigError, match="not transferlab's; refusing"):
+        rerun(tmp_path / "evil")
+    run_linear(digits, tmp_path / "run", _options(tmp_path))
+    with pytest.raises(ConfigError, match="is the run being replayed"):
+        rerun(tmp_path / "run", tmp_path / "run")
+
+
+def test_a_user_error_leaves_no_folder_and_a_crash_a_failed_status(tmp_path):
+    with pytest.raises(TransferlabError):
+        with Run("run", "transferlab.classify.run:run_linear", {}, tmp_path / "typo"):
+            raise ConfigError("unknown layer")
+    assert not (tmp_path / "typo").exists()
+    with pytest.raises(RuntimeError):
+        with Run("run", "transferlab.classify.run:run_linear", {}, tmp_path / "crash") as run:
+            (run.out / "partial.txt").write_text("half")
+            raise RuntimeError("disk\nfull")
+    status = json.loads((tmp_path / "crash" / "status.json").read_text())
+    assert status["status"] == "failed" and status["error"] == "RuntimeError: disk full"  # one line
