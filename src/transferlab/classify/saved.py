@@ -85,6 +85,18 @@ def load_model(folder: Path | str) -> SavedModel:
     return getattr(importlib.import_module(module), name).load(folder)
 
 
+def submodule(root: nn.Module | None, dotted_path: str, what: str) -> nn.Module:
+    """The module at ``dotted_path`` under ``root``, or a one-line ConfigError listing some valid paths."""
+    from ..errors import ConfigError, did_you_mean
+
+    modules = dict(root.named_modules()) if root is not None else {}
+    if not dotted_path or dotted_path not in modules:
+        names = [n for n in modules if n]
+        raise ConfigError(f"{what} has no module {dotted_path!r}.{did_you_mean(dotted_path, names)} Modules: "
+                          f"{', '.join(names[:20])}{' ...' if len(names) > 20 else ''}")
+    return modules[dotted_path]
+
+
 @torch.no_grad()
 def score_images(module: nn.Module, preprocessing: Preprocessing, paths: Sequence[Path | str], n_classes: int,
                  batch_size: int | None = None, device: str = "auto"

@@ -16,7 +16,7 @@ from torch import nn
 from ..backbones import Preprocessing, get_spec, load_backbone
 from ..backbones.loading import load_state_dict_exactly
 from ..classify.model_file import read_model_folder, write_model_folder
-from ..errors import ConfigError, ModelFileError, did_you_mean
+from ..errors import ModelFileError
 from .head import replace_head
 
 KIND = "finetuned"
@@ -90,12 +90,9 @@ class FinetunedModel:
 
     def layer_module(self, dotted_path: str) -> nn.Module:
         """The sub-module at ``dotted_path`` (e.g. ``layer4``, ``features.29``)."""
-        modules = dict(self.model.named_modules())
-        if not dotted_path or dotted_path not in modules:
-            names = [n for n in modules if n]
-            raise ConfigError(f"{self.backbone_name} has no module {dotted_path!r}.{did_you_mean(dotted_path, names)} "
-                              f"Modules: {', '.join(names[:20])}{' ...' if len(names) > 20 else ''}")
-        return modules[dotted_path]
+        from ..classify.saved import submodule
+
+        return submodule(self.model, dotted_path, self.backbone_name)
 
     def predict_scores(self, paths: Sequence[Path | str], batch_size: int | None = None, device: str = "auto",
                        cache_dir: Path | str | None = None, use_cache: bool = True
