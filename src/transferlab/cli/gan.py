@@ -106,7 +106,7 @@ def train(
     run = train_gan(dataset, config, folder, resume=resume, log=log)
     if metrics or fid:
         scores = score_generator(run.generator.cpu(), dataset, judge_metrics=metrics, fid=fid, seed=seed)
-        write_json(folder / "metrics.json", scores)
+        write_json(folder / "metrics.json", {**scores, "n_skipped": len(run.skipped)})
         _print_metrics(scores)
     console.print(f"-> {folder} (grids in samples/, {run.files.get('gif', 'no gif')}, curves.png, model/)")
 
