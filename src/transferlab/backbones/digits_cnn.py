@@ -52,10 +52,12 @@ def build_digits_cnn(num_classes: int | None = None) -> DigitsCNN:
     return DigitsCNN(num_classes=num_classes or len(DIGIT_CLASSES))
 
 
-register(BackboneSpec(
-    name="digits_cnn", build=build_digits_cnn,
-    input_preprocessing=Preprocessing(resize_size=32, crop_size=32, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)),
-    cut_points=CUT_POINTS, default_layer="relu_fc2", head="classifier.6", gradcam_layer="features.16",
-    input_categories=DIGIT_CLASSES, family="transferlab",
-    description="small 32x32 CNN; pretrained offline by `transferlab demo` (use --weights PATH)",
-))
+def register_builtins() -> None:
+    """Add ``digits_cnn`` to the registry (called by the registry on its first use)."""
+    register(BackboneSpec(
+        name="digits_cnn", build=build_digits_cnn,
+        input_preprocessing=Preprocessing(resize_size=32, crop_size=32, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)),
+        cut_points=CUT_POINTS, default_layer="relu_fc2", head="classifier.6", gradcam_layer="features.16",
+        input_categories=DIGIT_CLASSES, family="transferlab",
+        description="small 32x32 CNN; pretrained offline by `transferlab demo` (use --weights PATH)",
+    ))

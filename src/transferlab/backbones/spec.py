@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
+from typing import TYPE_CHECKING, Callable, Mapping
 
-from torch import nn
+if TYPE_CHECKING:  # annotations only: the catalog and the CLI read specs' data without importing torch
+    from torch import nn
 
 PREPROCESSING_MODES = ("weights", "squash")
 

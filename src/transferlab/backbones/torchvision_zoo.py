@@ -129,20 +129,24 @@ def _entry(name: str, cut_points: dict[str, str], head: str, gradcam_layer: str 
     ))
 
 
-_entry("vgg16", vgg_cut_points(VGG_CFGS["D"]), "classifier.6", "features.29", "relu7",
-       "VGG16 (Simonyan & Zisserman 2015), 138M parameters; the assignment's network")
-_entry("vgg19", vgg_cut_points(VGG_CFGS["E"]), "classifier.6", "features.35", "relu7",
-       "VGG19 (Simonyan & Zisserman 2015)")
-_entry("alexnet", ALEXNET_POINTS, "classifier.6", "features.11", "relu7", "AlexNet (Krizhevsky et al. 2012)")
-for _depth in (18, 50, 152):
-    _entry(f"resnet{_depth}", RESNET_POINTS, "fc", "layer4", description=f"ResNet-{_depth} (He et al. 2016)")
-_entry("inception_v3", INCEPTION_POINTS, "fc", "Mixed_7c", description="Inception v3 (Szegedy et al. 2016)",
-       aux_logits=True, init_weights=True)
-_entry("efficientnet_b0", {**_stages(9), "avgpool": "avgpool", "pre_logits": "flatten", "logits": "classifier.1"},
-       "classifier.1", "features.8", description="EfficientNet-B0 (Tan & Le 2019)")
-_entry("efficientnet_v2_s", {**_stages(8), "avgpool": "avgpool", "pre_logits": "flatten",
-                             "logits": "classifier.1"},
-       "classifier.1", "features.7", description="EfficientNetV2-S (Tan & Le 2021)")
-_entry("convnext_tiny", {**_stages(8), "avgpool": "avgpool", "pre_logits": "classifier.1", "logits": "classifier.2"},
-       "classifier.2", "features.7", description="ConvNeXt-Tiny (Liu et al. 2022)")
-_entry("vit_b_16", _vit_points(12), "heads.head", None, description="ViT-B/16 (Dosovitskiy et al. 2021)")
+def register_builtins() -> None:
+    """Add torchvision's networks to the registry (called by the registry on its first use)."""
+    _entry("vgg16", vgg_cut_points(VGG_CFGS["D"]), "classifier.6", "features.29", "relu7",
+           "VGG16 (Simonyan & Zisserman 2015), 138M parameters; the assignment's network")
+    _entry("vgg19", vgg_cut_points(VGG_CFGS["E"]), "classifier.6", "features.35", "relu7",
+           "VGG19 (Simonyan & Zisserman 2015)")
+    _entry("alexnet", ALEXNET_POINTS, "classifier.6", "features.11", "relu7", "AlexNet (Krizhevsky et al. 2012)")
+    for depth in (18, 50, 152):
+        _entry(f"resnet{depth}", RESNET_POINTS, "fc", "layer4", description=f"ResNet-{depth} (He et al. 2016)")
+    _entry("inception_v3", INCEPTION_POINTS, "fc", "Mixed_7c", description="Inception v3 (Szegedy et al. 2016)",
+           aux_logits=True, init_weights=True)
+    _entry("efficientnet_b0", {**_stages(9), "avgpool": "avgpool", "pre_logits": "flatten",
+                               "logits": "classifier.1"},
+           "classifier.1", "features.8", description="EfficientNet-B0 (Tan & Le 2019)")
+    _entry("efficientnet_v2_s", {**_stages(8), "avgpool": "avgpool", "pre_logits": "flatten",
+                                 "logits": "classifier.1"},
+           "classifier.1", "features.7", description="EfficientNetV2-S (Tan & Le 2021)")
+    _entry("convnext_tiny", {**_stages(8), "avgpool": "avgpool", "pre_logits": "classifier.1",
+                             "logits": "classifier.2"},
+           "classifier.2", "features.7", description="ConvNeXt-Tiny (Liu et al. 2022)")
+    _entry("vit_b_16", _vit_points(12), "heads.head", None, description="ViT-B/16 (Dosovitskiy et al. 2021)")

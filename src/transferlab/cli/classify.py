@@ -10,8 +10,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ..classify.probe import DEFAULT_C_GRID
-from ..data import DEFAULT_MAX_PIXELS
 from . import options as opt
 
 console = Console()
@@ -40,9 +38,10 @@ def run(
     precision: opt.Precision = "fp32",
     cache_dir: opt.CacheDir = None,
     no_cache: opt.NoCache = False,
-    max_pixels: opt.MaxPixels = DEFAULT_MAX_PIXELS,
+    max_pixels: opt.MaxPixels = opt.DEFAULT_MAX_PIXELS,
 ) -> None:
     """Extract (cached) features, fit a linear classifier on train, score test once, save everything."""
+    from ..classify.probe import DEFAULT_C_GRID
     from ..classify.run import LinearOptions, parse_C, run_linear
     from ..pipeline import ExtractionOptions
 

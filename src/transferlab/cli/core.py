@@ -9,9 +9,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ..backbones import get_spec, graph_nodes, layer_shapes, list_backbones
-from ..features.pooling import pooled_size
-from ..data import DEFAULT_MAX_PIXELS
 from . import options as opt
 
 console = Console()
@@ -22,28 +19,26 @@ def backbones(
                                                              "source) instead of one row per backbone.")] = False,
 ) -> None:
     """List the backbone registry (``timm/<name>`` works too when timm is installed)."""
-    from ..errors import ConfigError
+    from ..backbones.catalog import listing  # the built-in entries come from a static catalog: no torch
 
     if weights:
         table = Table("backbone", "weights tag (* = imagenet)", "input", "classes", "trained on")
     else:
         table = Table("name", "input", "default layer", "default weights", "description")
-    for name in list_backbones():
-        try:
-            spec = get_spec(name)
-        except ConfigError as error:  # an entry that needs an optional extra
-            table.add_row(name, "", "", "", str(error)) if not weights else None
+    for info in listing():
+        name = info.name
+        if info.error is not None:  # an entry that needs an optional extra
+            table.add_row(name, "", "", "", info.error) if not weights else None
             continue
         if weights:
-            for i, entry in enumerate(spec.weights):
+            for i, entry in enumerate(info.weights):
                 pre = entry.preprocessing
                 table.add_row(name, entry.tag + (" *" if i == 0 else ""), f"{pre.resize_size}->{pre.crop_size}",
-                              str(len(entry.categories)), entry.trained_on)
+                              str(entry.classes), entry.trained_on)
             continue
-        pre = spec.preprocessing
-        default = spec.default_weights
-        table.add_row(name, f"{pre.resize_size}->{pre.crop_size}", spec.default_layer,
-                      default.tag if default else "-", spec.description)
+        pre = info.preprocessing
+        table.add_row(name, f"{pre.resize_size}->{pre.crop_size}", info.default_layer,
+                      info.weights[0].tag if info.weights else "-", info.description)
     console.print(table)
     console.print("Any timm model: timm/<name> (pip install 'transferlab\\[timm]').")
 
@@ -53,6 +48,19 @@ def layers(
     all_nodes: Annotated[bool, typer.Option("--all", help="Also list every graph node name.")] = False,
 ) -> None:
     """List the named cut points of a backbone with output shape and feature size."""
+    from ..backbones.catalog import layers_of
+
+    catalogued = layers_of(backbone)  # the built-in entries come from a static catalog: no torch
+    if catalogued is not None and not all_nodes:
+        table = Table("layer", "node", "output shape", "features", "avg-pooled")
+        for row in catalogued:
+            table.add_row(row.name, row.node, str(row.shape), f"{row.features:,}",
+                          f"{row.avg_pooled:,}" if row.avg_pooled is not None else "")
+        console.print(table)
+        return
+    from ..backbones import get_spec, graph_nodes, layer_shapes
+    from ..features.pooling import pooled_size
+
     spec = get_spec(backbone)
     shapes = layer_shapes(spec)
     table = Table("layer", "node", "output shape", "features", "avg-pooled")
@@ -88,7 +96,7 @@ def extract(
     precision: opt.Precision = "fp32",
     cache_dir: opt.CacheDir = None,
     no_cache: opt.NoCache = False,
-    max_pixels: opt.MaxPixels = DEFAULT_MAX_PIXELS,
+    max_pixels: opt.MaxPixels = opt.DEFAULT_MAX_PIXELS,
 ) -> None:
     """Extract features of a dataset: OUT/features.npz (X_train, y_train, X_test, y_test, paths, classes)."""
     from ..pipeline import ExtractionOptions, extract_dataset

@@ -37,3 +37,7 @@ CacheDir = Annotated[Optional[Path], typer.Option("--cache-dir", help="Feature c
 NoCache = Annotated[bool, typer.Option("--no-cache", help="Do not read or write the feature cache.")]
 MaxPixels = Annotated[int, typer.Option("--max-pixels", min=1, help="Refuse images larger than this many pixels "
                                                                    "(decompression-bomb guard).")]
+
+# The library's default (transferlab.data.decode.DEFAULT_MAX_PIXELS, PIL's decompression-bomb threshold), written
+# here so that --help imports no torch; tests/core/test_startup.py checks that the two agree.
+DEFAULT_MAX_PIXELS = 89_478_485
