@@ -102,3 +102,10 @@ def test_a_user_error_leaves_no_run_folder_behind(tmp_path, monkeypatch, capsys)
     code, _, err = run_main(["gan", "sample", str(tmp_path)], capsys)
     assert code == 2
     assert not (tmp_path / "runs").exists()
+
+
+def test_layers_of_an_unknown_backbone_is_one_line_and_all_lists_graph_nodes(capsys):
+    code, _, err = run_main(["layers", "vgg61"], capsys)
+    assert code == 2 and err.startswith("error: unknown backbone 'vgg61'") and err.count("\n") == 1
+    result = runner.invoke(app, ["layers", "digits_cnn", "--all"])  # the live registry: graph nodes need torch
+    assert result.exit_code == 0 and "relu_fc2" in result.output and "features.0 features.1" in result.output
