@@ -113,13 +113,15 @@ class Run:
     JSON keyword arguments, replayed by :func:`rerun`), the library versions and ``status.json`` =
     ``running``. :meth:`record` adds resolved values (device, weights identity, split...) to
     ``config.json``. On exit ``status.json`` says ``done``, ``failed`` (with the one-line error) or
-    ``interrupted``, with the wall time; the log is closed.
+    ``interrupted``, with the wall time; the log is closed. ``resume=True`` continues a run in an
+    existing folder: its ``config.json`` is kept as it is (the checkpoint checks the options), the log
+    goes on.
     """
 
     def __init__(self, command: str, verb: str, args: dict[str, Any], out: Path | str | None = None,
-                 inputs: tuple[Path | str, ...] = ()) -> None:
+                 inputs: tuple[Path | str, ...] = (), resume: bool = False) -> None:
         self.command, self.verb, self.args = command, verb, _jsonable(args)
-        self._out, self._inputs = out, inputs
+        self._out, self._inputs, self.resume = out, inputs, resume
         self.config: dict[str, Any] = {}
 
     def __enter__(self) -> "Run":
@@ -129,18 +131,21 @@ class Run:
         self.out = make_run_dir(self._out, self.command.replace(" ", "-"), inputs=self._inputs)
         self._created = not existed
         self.log = attach_log(self.out)
-        self.log.info("transferlab %s: %s", __version__, self.command)
+        self.log.info("transferlab %s: %s%s", __version__, self.command, " (resumed)" if self.resume else "")
         self._start, self._started = time.perf_counter(), _dt.datetime.now().isoformat(timespec="seconds")
         self.config = {"command": self.command, "call": {"verb": self.verb, "args": self.args},
                        "versions": library_versions()}
-        write_config(self.out, self.config)
+        if not self.resume:
+            write_config(self.out, self.config)
         self._status("running")
         return self
 
     def record(self, **resolved: Any) -> None:
-        """Add resolved values to ``config.json`` (written at once: a crash later keeps them)."""
+        """Add resolved values to ``config.json`` (written at once: a crash later keeps them); a resumed run
+        keeps the file of the run it continues."""
         self.config.update(_jsonable(resolved))
-        write_config(self.out, self.config)
+        if not self.resume:
+            write_config(self.out, self.config)
 
     def __exit__(self, exc_type, exc, tb) -> bool:
         import time

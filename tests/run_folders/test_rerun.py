@@ -71,3 +71,37 @@ def test_a_user_error_leaves_no_folder_and_a_crash_a_failed_status(tmp_path):
             raise RuntimeError("disk\nfull")
     status = json.loads((tmp_path / "crash" / "status.json").read_text())
     assert status["status"] == "failed" and status["error"] == "RuntimeError: disk full"  # one line
+
+
+def _tensors(folder):
+    from safetensors.torch import load_file
+
+    return load_file(str(folder / "model" / "tensors.safetensors"))
+
+
+def test_rerun_reproduces_a_finetune(digits, tmp_path):
+    import torch
+
+    from transferlab.finetune import finetune
+
+    first = finetune(digits, backbone="digits_cnn", from_scratch=True, augment="light", epochs=1, batch_size=16,
+                     test_fraction=0.3, device="cpu", out=tmp_path / "first")
+    again = rerun(tmp_path / "first", tmp_path / "again")
+    assert again["accuracy"] == first["accuracy"]
+    a, b = _tensors(tmp_path / "first"), _tensors(tmp_path / "again")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # bit-identical weights
+
+
+def test_rerun_reproduces_an_adapt(tmp_path):
+    from transferlab.adapt.run import adapt
+    from transferlab.adapt.train import AdaptConfig
+
+    first = adapt("digits", "digits-m", AdaptConfig(epochs=1, batch_size=128), size=16, data_root=tmp_path / "data",
+                  device="cpu", out=tmp_path / "first")
+    config = json.loads((tmp_path / "first" / "config.json").read_text())
+    assert config["call"]["verb"] == "transferlab.adapt.run:adapt" and config["resolved_device"] == "cpu"
+    again = rerun(tmp_path / "first", tmp_path / "again")
+    timing = {"train_seconds"}
+    assert {k: v for k, v in again.metrics.items() if k not in timing} == \
+        {k: v for k, v in first.metrics.items() if k not in timing}
+    assert again.history.rows[-1]["source_class_loss"] == first.history.rows[-1]["source_class_loss"]

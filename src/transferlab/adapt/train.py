@@ -125,6 +125,7 @@ class AdaptResult:
     model: DANN
     history: History
     metrics: dict
+    out: Path | None = None  # the run folder
 
 
 def _loader(dataset: Dataset, batch_size: int, shuffle: bool, seed: int, workers: int = 0,

@@ -40,17 +40,6 @@ TestFrac = Annotated[float, typer.Option("--test-fraction", help="Folders withou
 Workers = Annotated[int, typer.Option("--workers", min=0, help="DataLoader worker processes.")]
 
 
-def _data(source: str, target: str, backbone: str, weights: str, layer: Optional[str], size: int,
-          data_root: Optional[Path], test_fraction: float, seed: int):
-    from ..adapt import build_dann, load_domain_folders, resolve_domain
-
-    src, tgt = resolve_domain(source, data_root, size), resolve_domain(target, data_root, size)
-    input_size = size if backbone == "ganin" else 28
-    _, pre, _ = build_dann(backbone, 2, weights=weights, layer=layer, input_size=input_size, seed=seed)
-    data = load_domain_folders(src, tgt, pre, test_fraction=test_fraction, seed=seed)
-    return src, tgt, data, {"weights": weights, "layer": layer, "input_size": input_size}
-
-
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
     @app.command("adapt")
     def adapt(source: Source = "digits", target: Target = "digits-m", method: Annotated[str, typer.Option(
@@ -68,51 +57,36 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         from rich.console import Console
         from rich.progress import Progress
 
-        from .._utils import resolve_device, seed_everything
-        from ..adapt import AdaptConfig, build_dann, train_adaptation
-        from ..adapt.train import check_run_folder
-        from ..runs import attach_log, make_run_dir, write_config
+        from ..adapt import AdaptConfig
+        from ..adapt.run import adapt as adapt_verb
 
         config = AdaptConfig(method=method, epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
                              lambda_schedule=lambda_schedule, grl_factor=grl_factor, pl_base=pl_base,
                              pl_rounds=pl_rounds, pl_epochs=pl_epochs, pl_threshold=pl_threshold,
                              pl_threshold_end=pl_threshold_end, seed=seed).resolved()
-        dev = resolve_device(device)
-        src, tgt, data, _ = _data(source, target, backbone, weights, layer, size, data_root, test_fraction, seed)
-        if out is None and resume:
-            from ..errors import ConfigError
-
-            raise ConfigError("--resume needs --out: the folder of the run to continue")
-        run = make_run_dir(out, "adapt", inputs=(src, tgt))
-        check_run_folder(run, resume)  # before config.json is written over the existing run's
-        seed_everything(seed)
-        input_size = size if backbone == "ganin" else 28
-        model, pre, describe = build_dann(backbone, len(data.classes), weights=weights, layer=layer,
-                                          input_size=input_size, reverse=method != "dann-no-grl", seed=seed)
-        if not resume:  # a resumed run keeps the config.json of the run it continues (the checkpoint checks it)
-            write_config(run, {"command": "adapt", "source": str(src), "target": str(tgt), **config.__dict__,
-                               "learning_rate": config.learning_rate, **describe, "preprocessing": pre.as_dict(),
-                               "device": str(dev), "data": data.info})
-        log = attach_log(run)
         console = Console()
-        with Progress(console=console, transient=True) as bar:
-            task = bar.add_task(f"{method}", total=config.total_epochs)
+        bar = Progress(console=console, transient=True)  # started at the first epoch: errors before it print alone
+        task = bar.add_task(f"{method}", total=config.total_epochs)
 
-            def on_epoch(row: dict) -> None:
-                bar.update(task, completed=row["epoch"])
-                tgt_acc = row["target_class_acc"]
-                line = (f"epoch {row['epoch']} [{row['phase']}] λ={row['lambda']:.3f} "
-                        f"source acc {row['source_class_acc']:.3f} target acc "
-                        f"{'-' if tgt_acc is None else f'{tgt_acc:.3f}'} domain acc {row['domain_acc']:.3f}")
-                log.info(line)
-                console.print(line)
+        def on_epoch(row: dict) -> None:
+            bar.start()
+            bar.update(task, completed=row["epoch"])
+            tgt_acc = row["target_class_acc"]
+            console.print(f"epoch {row['epoch']} [{row['phase']}] λ={row['lambda']:.3f} source acc "
+                          f"{row['source_class_acc']:.3f} target acc {'-' if tgt_acc is None else f'{tgt_acc:.3f}'}"
+                          f" domain acc {row['domain_acc']:.3f}")
 
-            result = train_adaptation(model, data, config, out=run, resume=resume, device=dev, workers=workers,
-                                      describe=describe, on_epoch=on_epoch)
+        try:
+            result = adapt_verb(source, target, config, backbone=backbone, weights=weights, layer=layer, size=size,
+                                data_root=data_root, test_fraction=test_fraction, device=device, workers=workers,
+                                out=out, resume=resume, on_epoch=on_epoch)
+        finally:
+            if bar.live.is_started:
+                bar.stop()
         m = result.metrics
         tgt_acc = "-" if m["target_class_acc"] is None else f"{m['target_class_acc']:.3f}"
         console.print(f"[bold]{method}[/bold]: target accuracy {tgt_acc}, source accuracy "
-                      f"{m['source_class_acc']:.3f}, domain accuracy {m['domain_acc']:.3f} -> {run}")
+                      f"{m['source_class_acc']:.3f}, domain accuracy {m['domain_acc']:.3f} -> {result.out}")
 
     @app.command("adapt-data")
     def adapt_data(name: Annotated[str, typer.Argument(help="digits | digits-m | mnist | mnist-m")],
@@ -167,7 +141,11 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
                            lambda_schedule=lambda_schedule, grl_factor=grl_factor, pl_base=pl_base,
                            pl_rounds=pl_rounds, pl_epochs=pl_epochs, pl_threshold=pl_threshold).resolved()
         dev = resolve_device(device)
-        src, tgt, data, build = _data(source, target, backbone, weights, layer, size, data_root, test_fraction, 0)
+        from ..adapt.run import domain_data
+
+        src, tgt, data, input_size = domain_data(source, target, backbone=backbone, weights=weights, layer=layer,
+                                                 size=size, data_root=data_root, test_fraction=test_fraction)
+        build = {"weights": weights, "layer": layer, "input_size": input_size}
         run = make_run_dir(out, "study-adapt", inputs=(src, tgt))
         write_config(run, {"command": "study adapt", "source": str(src), "target": str(tgt),
                            "methods": method_list, "grl_factors": factor_list, "seeds": seed_list,

@@ -12,6 +12,7 @@ the checkpoint after every epoch, exact resume, early stopping, the history and 
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any, Callable
 
@@ -24,7 +25,7 @@ from .._utils import text_digest
 from ..backbones import load_backbone
 from ..data import collate_skipping
 from ..errors import ConfigError, TrainingError
-from ..runs import attach_log, detach_log, make_run_dir, write_config
+from ..runs import Run
 from ..training import FitConfig, FitState, Task, check_run_folder, fit, load_checkpoint, seeded
 from ..training import distributed as _dist
 from . import augment as _augment
@@ -298,25 +299,30 @@ def finetune(data: Path | str | TrainingData | None = None, config: FinetuneConf
     """
     if config is not None and options:
         raise ConfigError(f"pass either a FinetuneConfig or options, not both (got {', '.join(options)})")
+    if isinstance(config, dict):  # as config.json records it (transferlab rerun)
+        config = FinetuneConfig.from_options(**config)
     cfg = config.resolved() if config is not None else FinetuneConfig.from_options(**options)
     if resume and out is None:  # else a new, empty runs/finetune-<time> would be made and then found empty
         raise ConfigError("--resume needs --out: the folder of the interrupted run")
     ctx = _dist.init_distributed(cfg.device)
-    out_dir: Path | None = None
-    try:
+    call = {"data": None if data is None or isinstance(data, TrainingData) else str(data), "config": cfg.as_dict(),
+            "dataset": dataset, "data_root": None if data_root is None else str(data_root)}
+    with contextlib.ExitStack() as stack:
+        stack.callback(_dist.shutdown, ctx)
         td = load_data(data, cfg, dataset, data_root)
         inputs = (td.root,) if td.root is not None and dataset is None else ()
-        run_dir = make_run_dir(out, "finetune", inputs=inputs) if ctx.is_main else None
-        out_dir = Path(_dist.broadcast_object(str(run_dir) if run_dir else None, ctx))
+        if out is not None and ctx.is_main:  # before the Run writes into it
+            check_run_folder(Path(out), LAST, resume, "a fine-tuning run")
+        run = stack.enter_context(Run("finetune", "transferlab.finetune.trainer:finetune", call, out, inputs,
+                                      resume)) if ctx.is_main else None
+        out_dir = Path(_dist.broadcast_object(str(run.out) if run else None, ctx))
         check_run_folder(out_dir, LAST, resume, "a fine-tuning run")
         task = FinetuneTask(cfg, td, out_dir, ctx)
-        log = attach_log(out_dir) if ctx.is_main else None
-        if resume:
-            if log:
+        log = run.log if run else None
+        if run is not None:
+            run.record(data=td.summary(), dataset=dataset, world_size=ctx.world_size, **cfg.as_dict())
+            if resume:
                 log.info("resuming from %s", out_dir / LAST)
-        elif ctx.is_main:
-            write_config(out_dir, {"command": "finetune", "data": td.summary(), "dataset": dataset,
-                                   "world_size": ctx.world_size, **cfg.as_dict()})
 
         def after_epoch(state: FitState) -> None:
             row = state.row
@@ -331,7 +337,3 @@ def finetune(data: Path | str | TrainingData | None = None, config: FinetuneConf
                     on_epoch_end=after_epoch)
         metrics = task.finish(state)
         return {**metrics, "out": str(out_dir)} if metrics else {}
-    finally:
-        if out_dir is not None:
-            detach_log(out_dir)
-        _dist.shutdown(ctx)
