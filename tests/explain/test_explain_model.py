@@ -28,7 +28,7 @@ def test_imagenet_backbone_with_random_weights_keeps_imagenet_names():
 
 def test_unknown_layer_lists_cut_points():
     model = ExplainModel.from_backbone("digits_cnn", "none")
-    with pytest.raises(ConfigError, match=r"unknown layer 'relu9' for digits_cnn; expected a cut point \(conv1, "):
+    with pytest.raises(ConfigError, match=r"unknown layer 'relu9' for digits_cnn; expected one of conv1, relu1, .*Did you mean: relu5"):
         model.layer_module("relu9")
 
 

@@ -12,7 +12,7 @@ import torch
 from transferlab.backbones import load_backbone, make_taps
 from transferlab.classify import choose_C, run_linear
 from transferlab.errors import ConfigError
-from transferlab.studies import LayersStudy, default_layers, grid_axes, grid_backbone, run_study
+from transferlab.studies import LayersStudy, default_layers, grid_axes, run_study
 
 LAYERS = ["relu3", "pool3", "relu_fc2"]
 
@@ -61,19 +61,16 @@ def test_heatmap_axes_and_composite_taps_match_the_network():
     axes = grid_axes(backbone.spec)
     assert axes.conv == ["relu5", "pool3"] and axes.grid == (4, 4) and axes.channels == 128
     assert axes.classifier == ["fc1", "relu_fc1", "fc2", "relu_fc2", "logits"]
-    grid = grid_backbone(backbone, axes)
     x = torch.randn(5, 3, 32, 32)
-    with torch.no_grad():
-        cells = make_taps(grid.spec, grid.model, [axes.cell("pool3", k) for k in axes.classifier])(x)
-        # one layer per pass: FX taps of fc1 *and* relu_fc1 in one pass return fc1 after the in-place ReLU
-        plain = {name: make_taps(backbone.spec, backbone.model, [name])(x)[name]
-                 for name in ("fc1", "relu_fc1", "relu_fc2", "logits")}
+    with torch.no_grad():  # the cells are ordinary layers of the registry: the one tap service computes them
+        cells = make_taps(backbone.spec, backbone.model, [axes.cell("pool3", k) for k in axes.classifier])(x)
+        plain = make_taps(backbone.spec, backbone.model, ["fc1", "relu_fc1", "relu_fc2", "logits"])(x)
         relu5 = make_taps(backbone.spec, backbone.model, ["relu5"])(x)["relu5"]
-        fc1_from_relu5 = make_taps(grid.spec, grid.model, ["relu5>fc1"])(x)["relu5>fc1"]
+        fc1_from_relu5 = make_taps(backbone.spec, backbone.model, ["relu5>fc1"])(x)["relu5>fc1"]
     # the full trunk + classifier prefix is the network's own layer (4x4 grid: the pooling is the identity)
     for name in ("fc1", "relu_fc1", "relu_fc2", "logits"):
         torch.testing.assert_close(cells[f"pool3>{name}"], plain[name])
-    assert (cells["pool3>fc1"] < 0).any()  # the in-place ReLU after fc1 did not overwrite the fc1 tap
+    assert (cells["pool3>fc1"] < 0).any() and (plain["fc1"] < 0).any()  # the in-place ReLU overwrote neither
     # an earlier conv cut: 8x8 map averaged to the 4x4 grid, then the pretrained fc1
     fc1 = backbone.model.classifier[1]
     expected = fc1(torch.nn.functional.adaptive_avg_pool2d(relu5, (4, 4)).flatten(1))
@@ -129,11 +126,29 @@ def test_layer_errors(tiny_digits, make_options, linear):
 @pytest.mark.slow
 def test_vgg16_composite_cells_match_relu7_and_feed_fc6_from_relu5_1():
     backbone = load_backbone("vgg16", "none", seed=0)
-    axes = grid_axes(backbone.spec)
-    grid = grid_backbone(backbone, axes)
     x = torch.randn(2, 3, 224, 224)
     with torch.no_grad():
-        cells = make_taps(grid.spec, grid.model, ["pool5>relu7", "relu5_1>fc6"])(x)
+        cells = make_taps(backbone.spec, backbone.model, ["pool5>relu7", "relu5_1>fc6"])(x)
         relu7 = make_taps(backbone.spec, backbone.model, ["relu7"])(x)["relu7"]
     torch.testing.assert_close(cells["pool5>relu7"], relu7)
     assert cells["relu5_1>fc6"].shape == (2, 4096)
+
+
+def test_a_composite_cell_through_run_equals_the_studys_cell(tiny_digits, make_options, linear, shared_cache,
+                                                             tmp_path):
+    from typer.testing import CliRunner
+
+    from transferlab.cli.main import app
+
+    study = run_study(LayersStudy(tiny_digits, make_options(), linear, layers=["relu5"]), tmp_path / "study",
+                      progress=False)
+    cell = next(r for r in study.rows if r["layer"] == "relu5>fc1")
+    np.random.seed(0)
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["run", str(tiny_digits), "-b", "digits_cnn", "-w", "none", "--train-per-class",
+                                      "6", "--layer", "relu5>fc1", "--out", str(out), "--cache-dir",
+                                      str(shared_cache), "--workers", "0", "--batch-size", "64"])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["layer"] == "relu5>fc1" and metrics["feature_size"] == cell["feature_size"] == 256
+    assert metrics["accuracy"] == cell["test_acc"]

@@ -8,7 +8,7 @@ scikit-learn estimators from those arrays, so predictions are the fitted pipelin
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
@@ -20,7 +20,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.svm import LinearSVC
 from torch import nn
 
-from ..backbones import Backbone, load_backbone, make_taps, resolve_layer
+from ..backbones import Backbone, depends_on, hook_point, load_backbone, make_taps
 from ..backbones.spec import Preprocessing
 from ..errors import ConfigError, ModelFileError
 from ..features import extract_features, l2_normalize, pool
@@ -45,6 +45,7 @@ class LinearProbeModel:
     weights: str = "imagenet"  # how the backbone was asked for ("imagenet", "none", a path)
     seed: int = 0
     kind_name: str = "svm"
+    _torch: Any = field(default=None, init=False, repr=False, compare=False)
 
     # -- the shared saved-model interface ---------------------------------------------------------
     @property
@@ -102,11 +103,16 @@ class LinearProbeModel:
         return float(self.classifier.score(X, y))
 
     def as_torch_module(self) -> nn.Module:
-        """Differentiable ``normalised images -> class scores`` (decision values / logits), eval mode."""
-        return _ProbeModule(self)
+        """Differentiable ``normalised images -> class scores`` (decision values / logits), eval mode (one
+        module per model, so that :meth:`layer_module`'s hook points belong to it)."""
+        if self._torch is None:
+            self._torch = _ProbeModule(self)
+        return self._torch
 
     def layer_module(self, dotted_path: str) -> nn.Module:
-        return self.backbone.model.get_submodule(dotted_path)
+        """The module to hook for a layer (any name ``extract`` takes, function nodes included) in
+        :meth:`as_torch_module`; a layer it does not compute gets a module that never runs."""
+        return self.as_torch_module().hook_point(dotted_path)
 
     # -- persistence ------------------------------------------------------------------------------
     def save(self, folder: Path | str) -> Path:
@@ -186,32 +192,23 @@ def _classifier_from_arrays(kind: str, arrays: dict[str, np.ndarray], with_pca: 
     return Pipeline([("pca", pca), ("classifier", head)])
 
 
-class _StopForward(Exception):
-    """Raised by a hook to end a forward pass once the feature layer has been computed."""
-
-
 class _ProbeModule(nn.Module):
     """layer output -> pool -> L2 -> PCA -> linear scores, all in torch (for explanations).
 
-    The network's own forward runs and stops right after the feature layer (a forward hook on that
-    module, or a pre-hook on the head for ``pre_logits``), so hooks that explanations put on any module
-    up to that layer fire, and nothing later is computed. Layers that are graph nodes but not modules
-    (``layer3.1.relu_1``) go through torchvision's FX extractor instead.
+    The network runs as the registry's tap service (:func:`~transferlab.backbones.make_taps`) up to the
+    feature layer, so every layer ``extract`` accepts works here (function nodes such as
+    ``layer3.1.relu_1``, composite cells) and nothing later is computed. :meth:`hook_point` adds a hook
+    point for any layer the features are computed from (Grad-CAM, activations).
     """
 
     def __init__(self, model: LinearProbeModel) -> None:
         super().__init__()
-        spec = model.backbone.spec
+        self._spec = model.backbone.spec
         self.network = model.backbone.model
         self.layer, self.pooling, self.l2 = model.layer, model.pooling, model.l2
-        node = resolve_layer(spec, model.layer, self.network)
-        self.stop_module, self.stop_before = None, False
-        try:
-            self.stop_module = self.network.get_submodule(node)
-        except AttributeError:
-            if node == spec.cut_points.get("pre_logits"):
-                self.stop_module, self.stop_before = self.network.get_submodule(spec.head), True
-        self.taps = make_taps(spec, self.network, [model.layer]) if self.stop_module is None else None
+        self._markers: dict[str, nn.Module] = {}
+        self._hooked: list[str] = []
+        self.taps = make_taps(self._spec, self.network, [self.layer], markers=self._markers)
         arrays = _classifier_arrays(model.classifier)
         coef = torch.as_tensor(arrays["coef"], dtype=torch.float32)
         intercept = torch.as_tensor(arrays["intercept"], dtype=torch.float32)
@@ -225,25 +222,18 @@ class _ProbeModule(nn.Module):
         self.register_buffer("pca_mean", torch.as_tensor(arrays["pca.mean"], dtype=torch.float32) if has_pca else None)
         self.eval()
 
+    def hook_point(self, layer: str) -> nn.Module:
+        """The module whose output is ``layer``'s in this module's pass; one that never runs when the
+        features are not computed from ``layer`` (a later layer)."""
+        if layer not in self._hooked:
+            taps = make_taps(self._spec, self.network, [self.layer, *self._hooked, layer], markers=self._markers)
+            if not depends_on(taps, self.layer, layer):
+                return nn.Identity()
+            self.taps, self._hooked = taps.train(self.training), [*self._hooked, layer]
+        return hook_point(self.taps, layer)
+
     def layer_output(self, x: torch.Tensor) -> torch.Tensor:
-        if self.taps is not None:
-            return self.taps(x)[self.layer]
-        captured: list[torch.Tensor] = []
-
-        def grab(value: torch.Tensor) -> None:
-            captured.append(value)
-            raise _StopForward
-
-        handle = (self.stop_module.register_forward_pre_hook(lambda module, args: grab(args[0]))
-                  if self.stop_before else
-                  self.stop_module.register_forward_hook(lambda module, args, output: grab(output)))
-        try:
-            self.network(x)
-        except _StopForward:
-            pass
-        finally:
-            handle.remove()
-        return captured[0]
+        return self.taps(x)[self.layer]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         v = pool(self.layer_output(x), self.pooling)

@@ -18,9 +18,9 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ..backbones import BackboneSpec, Preprocessing, get_spec, load_backbone, make_taps
+from ..backbones import BackboneSpec, Preprocessing, get_spec, load_backbone, make_taps, resolve_layer
 from ..data import load_rgb, pil_to_tensor, resize_and_crop
-from ..errors import ConfigError, did_you_mean
+from ..errors import ConfigError
 
 
 class Normalize(nn.Module):
@@ -107,13 +107,19 @@ class ExplainModel:
             spec, gradcam_layer = None, None
 
         def layer_module(layer: str) -> nn.Module:
-            if spec is not None and layer in spec.cut_points:
-                layer = spec.cut_points[layer]
+            # one reference: a name resolves through the registry; a linear probe hooks any layer it computes
+            # (function nodes too), other kinds take the module path
+            target = layer
+            if spec is not None:
+                try:
+                    target = resolve_layer(spec, layer, shape=False).module or layer
+                except ConfigError:  # not a registry name (a module inside a traced leaf): the model decides
+                    pass
             try:
-                return saved.layer_module(layer)
+                return saved.layer_module(target)
             except (AttributeError, KeyError) as exc:
-                raise ConfigError(f"saved model {folder} has no layer {layer!r} ({exc}); use a dotted module "
-                                  f"path of {saved.backbone_name}, e.g. {gradcam_layer}") from None
+                raise ConfigError(f"saved model {folder} has no layer {layer!r} ({exc}); use a cut point or a dotted "
+                                  f"module path of {saved.backbone_name}, e.g. {gradcam_layer}") from None
 
         return cls(module=module, preprocessing=saved.preprocessing, classes=list(saved.classes),
                    layer_module=layer_module, name=f"model:{folder}", gradcam_layer=gradcam_layer,
@@ -154,7 +160,8 @@ class ExplainModel:
         return index, conf
 
     def taps(self, layers: list[str]) -> nn.Module:
-        """A module mapping normalised images to ``{layer: activation}`` (registry FX taps or hooks)."""
+        """A module mapping normalised images to ``{layer: activation}``: the registry's tap service (FX, the
+        network untouched) for a registry backbone, hooks on the saved model's modules otherwise."""
         if self.spec is not None and self.backbone is not None:
             return make_taps(self.spec, self.backbone, layers)
         return HookTaps(self.module, {layer: self.layer_module(layer) for layer in layers})
@@ -163,7 +170,9 @@ class ExplainModel:
 class HookTaps(nn.Module):
     """Record named submodules' outputs during one forward pass; hooks are removed in ``finally``.
 
-    Used for saved models, whose network is not a registry backbone that FX taps can cut.
+    Used for saved models, whose module is not a registry backbone (the names are resolved through the
+    registry's layer references by ``ExplainModel.layer_module``; a linear probe hands out the hook points of
+    its own tap service).
     """
 
     def __init__(self, network: nn.Module, modules: dict[str, nn.Module]) -> None:
@@ -199,24 +208,24 @@ def _output_size(model: nn.Module, spec: BackboneSpec, pre: Preprocessing, devic
 
 
 def _module_resolver(model: nn.Module, spec: BackboneSpec) -> Callable[[str], nn.Module]:
-    """Friendly cut-point names (``relu5``) or dotted module paths (``features.16``) -> submodule."""
+    """A layer name, resolved once through the registry (:func:`~transferlab.backbones.resolve_layer`),
+    -> the submodule whose output it is (hooks need a module). Any dotted module path also works."""
     modules = dict(model.named_modules())
 
     def resolve(layer: str) -> nn.Module:
-        path = spec.cut_points.get(layer, layer)
-        if path in modules and path != "":
-            return modules[path]
-        if layer in spec.cut_points:
-            hookable = [name for name, node in spec.cut_points.items() if node in modules]
-            raise ConfigError(
-                f"cut point {layer!r} of {spec.name} is the graph node {path!r}, a function rather than a module, "
-                f"so it cannot be hooked; use a module layer such as {', '.join(hookable[-3:]) or spec.gradcam_layer}"
-            )
-        choices = list(spec.cut_points) + [n for n in modules if n]
+        try:
+            ref = resolve_layer(spec, layer, model, shape=False)
+        except ConfigError:
+            if layer and layer in modules:  # a module inside a layer the tracer keeps whole
+                return modules[layer]
+            raise
+        if ref.module is not None:
+            return modules[ref.module]
+        hookable = [name for name, node in spec.cut_points.items() if node in modules]
+        what = "a composite cell" if ref.composite else "a function rather than a module"
         raise ConfigError(
-            f"unknown layer {layer!r} for {spec.name}; expected a cut point ({', '.join(spec.cut_points)}) or a "
-            f"dotted module path such as {spec.gradcam_layer or next(iter(modules.keys() - {''}), '')}."
-            f"{did_you_mean(layer, choices)} Run `transferlab layers {spec.name}` for the list"
-        )
+            f"{'cut point' if layer in spec.cut_points else 'layer'} {layer!r} of {spec.name} is the graph node "
+            f"{ref.node!r}, {what}, so it cannot be hooked; use a module layer such as "
+            f"{', '.join(hookable[-3:]) or spec.gradcam_layer}")
 
     return resolve

@@ -6,7 +6,8 @@ pixels. Report ``004`` asks how the two react to a 1-pixel translation and to Ga
 
 Distances are means over elements: ``l1 = mean |a - b|`` (MAE) and ``l2 = mean (a - b)^2`` (MSE), on
 pixels in [0, 1] or on a layer's activations (computed on the normalised images, the weights' own
-preprocessing). Features come from the registry's FX taps (:func:`transferlab.backbones.make_taps`).
+preprocessing). Features come from the one tap service (:meth:`ExplainModel.taps`: the registry's FX taps for a
+backbone, hooks on a saved model's modules), so any layer name the registry resolves works.
 """
 
 from __future__ import annotations

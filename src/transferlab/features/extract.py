@@ -149,7 +149,8 @@ def _run_missing_shards(paths, backbone, todo: dict[str, CacheEntry], pooling, l
     workers = default_workers() if workers is None else workers
     loader = DataLoader(dataset, batch_sampler=batches, num_workers=workers, collate_fn=collate_skipping,
                         pin_memory=device.type == "cuda")
-    taps = prepare_model(make_taps(backbone.spec, backbone.model.to(device).eval(), list(todo)), precision, device)
+    # the tap service traces its own module: the caller's network keeps its modules and flags
+    taps = prepare_model(make_taps(backbone.spec, backbone.model.to(device), list(todo)).eval(), precision, device)
     dims = _check_memory(taps, backbone, precision, device, pooling, n, max_feature_gb)
     buffers: dict[str, dict[int, np.ndarray]] = {layer: {} for layer in todo}
     failures: dict[int, str] = {}

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..backbones import Backbone, layer_shapes, make_taps
+from ..backbones import Backbone, layer_shapes, make_taps, resolve_layer
 from ..data import denormalize, image_transform
 from ..errors import ConfigError
 from .imagenet import load_images
@@ -76,14 +76,15 @@ def activation_maps(backbone: Backbone, image: Path | str, layer: str | None = N
     """
     spec = backbone.spec
     layer = layer or next(iter(spec.cut_points))
-    shape = layer_shapes(spec, [layer])[layer]  # on the meta device: raises for an unknown layer, listing them
+    ref = resolve_layer(spec, layer, backbone.model)  # once, on the meta device; lists the names if unknown
+    shape = ref.shape
     if len(shape) != 3:
         spatial = [name for name, s in layer_shapes(spec).items() if len(s) == 3]
         raise ConfigError(f"layer {layer!r} of {spec.name} has output shape {shape}, not a (C, H, W) map; "
                           f"choose a spatial layer such as {', '.join(spatial[:8])}")
     (pil,) = load_images([image])
     x = image_transform(backbone.preprocessing)(pil).unsqueeze(0)
-    taps = make_taps(spec, backbone.model, [layer])
+    taps = make_taps(spec, backbone.model, [ref])
     with torch.no_grad():
         act = taps.to(device).eval()(x.to(device))[layer][0].float().cpu()
     n_channels = act.shape[0]

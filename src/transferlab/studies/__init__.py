@@ -6,7 +6,7 @@
 
 from .backbones import BackbonesStudy
 from .c_sweep import CStudy
-from .grid import GridAxes, grid_axes, grid_backbone
+from .grid import GridAxes, grid_axes
 from .heads import HEADS, HeadsStudy
 from .layers import LayersStudy, default_layers
 from .pca import PCAStudy
@@ -14,5 +14,5 @@ from .runner import Condition, Study, StudyResult, run_study
 
 __all__ = [
     "HEADS", "BackbonesStudy", "CStudy", "Condition", "GridAxes", "HeadsStudy", "LayersStudy", "PCAStudy", "Study",
-    "StudyResult", "default_layers", "grid_axes", "grid_backbone", "run_study",
+    "StudyResult", "default_layers", "grid_axes", "run_study",
 ]

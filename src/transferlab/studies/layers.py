@@ -5,7 +5,8 @@ extraction time is that layer's), the SVM's test accuracy and its k-fold CV accu
 split, the feature size and the extraction time. Spatial layers are pooled (``avg`` by default) so
 early layers stay small — flattened, VGG16's conv1_1 is 64x224x224 = 3.2M values per image, the 38 GB
 wall of report 002. For a ``features`` + ``classifier`` network (VGG, AlexNet, digits_cnn) the study
-also fills the conv-cut x classifier-cut heatmap of report 001 (see :mod:`.grid` for our reading).
+also fills the conv-cut x classifier-cut heatmap of report 001 (see :mod:`.grid` for our reading); its
+cells (``relu5_1>fc6``) are ordinary registry layers.
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from ..backbones import Backbone, layer_shapes, resolve_layer
+from ..backbones import Backbone, resolve_layer
 from ..classify import LinearOptions
 from ..errors import ConfigError
 from ..pipeline import ExtractionOptions
 from ..report.plots import save_figure
-from .grid import GridAxes, grid_axes, grid_backbone
+from .grid import GridAxes, grid_axes
 from .base import ProbeStudy, best_by_cv
 from .probe import drop_private, extraction_metrics, probe_metrics
 from .runner import Condition
@@ -56,14 +57,12 @@ class LayersStudy(ProbeStudy):
         super().__init__(data, extraction, linear, cv)
         self.backbone = self.source.backbone()
         self.layers = list(layers) if layers else default_layers(self.backbone)
-        for layer in self.layers:
-            resolve_layer(self.backbone.spec, layer, self.backbone.model)
+        refs = {layer: resolve_layer(self.backbone.spec, layer, self.backbone.model) for layer in self.layers}
         self.axes: GridAxes | None = grid_axes(self.backbone.spec) if heatmap is not False else None
         if heatmap and self.axes is None:
             raise ConfigError(f"--heatmap needs a network made of `features` and `classifier` blocks (VGG, "
                               f"AlexNet, digits_cnn); {self.backbone.name} is not one; use --no-heatmap")
-        self._grid_backbone = grid_backbone(self.backbone, self.axes) if self.axes else None
-        self._shapes = layer_shapes(self.backbone.spec, self.layers)
+        self._shapes = {layer: ref.shape for layer, ref in refs.items()}
 
     def study_config(self) -> dict[str, Any]:
         return {"layers": self.layers, "heatmap": {"conv": self.axes.conv, "classifier": self.axes.classifier,
@@ -88,10 +87,9 @@ class LayersStudy(ProbeStudy):
         p = condition.params
         if p["part"] == "depth":
             options = self.source.options([p["layer"]], p["pooling"])
-            backbone = self.backbone
-        else:  # one pass per conv cut serves its whole row of cells
-            row = [self.axes.cell(p["conv_cut"], k) for k in self.axes.classifier]
-            options, backbone = self.source.options(row, "none"), self._grid_backbone
+        else:  # the cells are ordinary layers; one pass per conv cut serves its whole row
+            options = self.source.options([self.axes.cell(p["conv_cut"], k) for k in self.axes.classifier], "none")
+        backbone = self.backbone
         result = self.source.get(options, backbone)
         feats = result.features[p["layer"]]
         metrics = probe_metrics(feats, backbone, p["layer"], options, self.linear, cv=self.cv)
