@@ -105,3 +105,15 @@ def test_rerun_reproduces_an_adapt(tmp_path):
     assert {k: v for k, v in again.metrics.items() if k not in timing} == \
         {k: v for k, v in first.metrics.items() if k not in timing}
     assert again.history.rows[-1]["source_class_loss"] == first.history.rows[-1]["source_class_loss"]
+
+
+def test_the_rerun_command(digits, tmp_path, capsys):
+    from tests_helpers import run_main
+
+    run_linear(digits, tmp_path / "first", _options(tmp_path))
+    code, out, err = run_main(["rerun", str(tmp_path / "first"), "--out", str(tmp_path / "again")], capsys)
+    assert code == 0, err
+    first, again = (json.loads((tmp_path / f / "metrics.json").read_text()) for f in ("first", "again"))
+    assert again["accuracy"] == first["accuracy"]
+    code, _, err = run_main(["rerun", str(tmp_path / "nothing")], capsys)
+    assert code == 2 and err.startswith("error: ") and "has no config.json" in err and err.count("\n") == 1

@@ -19,3 +19,7 @@ def rerun(
 
     rerun_folder(run_dir, out)
     typer.echo(f"re-ran {run_dir}" + (f" into {out}" if out else ""))
+
+
+def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
+    app.command()(rerun)
