@@ -1,7 +1,9 @@
 """``transferlab explain saliency|gradcam|adversarial|classviz|perceptual|perceptual-experiment``.
 
 Each command explains a registry backbone (``--backbone/--weights``) or a saved transferlab model
-(``--model``) and writes its figures (PNG), ``results.json`` and ``config.json`` into ``--out``.
+(``--model``) and writes its figures (PNG), ``results.json`` and ``config.json`` into ``--out``. The
+commands only parse options: each calls one library verb of :mod:`transferlab.explain.run`, which owns
+the run folder (``transferlab rerun`` replays it), and prints its summary.
 ``transferlab study perceptual`` is the same as ``explain perceptual-experiment``.
 """
 
@@ -33,42 +35,22 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         perceptual_experiment_cmd)
 
 
-# ------------------------------------------------------------------ shared set-up
-def _start(command: str, images: list[Path], out, backbone, weights, model, seed, device, preprocess, config):
-    from .._utils import resolve_device, seed_everything
-    from ..explain import ExplainModel
-    from ..runs import make_run_dir, write_config
+# ------------------------------------------------------------------ shared
+def _options(backbone, weights, model, preprocess, seed, device):
+    from ..explain.run import ExplainOptions
 
-    seed_everything(seed)
-    dev = resolve_device(device)
-    # Single images are read-only inputs but their folder (often the current one) is no dataset: only a
-    # saved model folder is protected from being written into.
-    out = make_run_dir(out, f"explain-{command}", inputs=(model,) if model is not None else ())
-    if model is not None:
-        net = ExplainModel.from_saved_model(model, device=dev)
-    else:
-        net = ExplainModel.from_backbone(backbone, weights, seed=seed, preprocessing_mode=preprocess, device=dev)
-    write_config(out, {"command": f"explain {command}", "model": net.name, "backbone": backbone if model is None
-                       else None, "weights": weights if model is None else None, "saved_model": model,
-                       "images": [str(p) for p in images], "seed": seed, "device": str(dev),
-                       "preprocessing": net.preprocessing.as_dict(), **config})
-    return net, out
+    return ExplainOptions(backbone=backbone, weights=weights, model=None if model is None else str(model),
+                          preprocess=preprocess, seed=seed, device=device)
 
 
-def _finish(out: Path, results: dict, files: list[Path], summary: list[str]) -> None:
+def _report(results, summary: list[str]) -> None:
     from rich.console import Console
 
-    from .._utils import write_json
-
-    write_json(out / "results.json", results)
     console = Console()
     for line in summary:
         console.print(line)
-    console.print(f"wrote {', '.join(p.name for p in files)}, results.json, config.json in [bold]{out}[/bold]")
-
-
-def _names(images: list[Path]) -> list[str]:
-    return [p.name for p in images]
+    console.print(f"wrote {', '.join(p.name for p in results.files)}, results.json, config.json in "
+                  f"[bold]{results.out}[/bold]")
 
 
 # ------------------------------------------------------------------ commands
@@ -81,18 +63,11 @@ def saliency_cmd(images: Images, target: TargetOpt = None, smoothgrad: Annotated
                  backbone: Backbone = "vgg16", weights: Weights = "imagenet", model: ModelDir = None,
                  preprocess: Preprocess = "weights", seed: Seed = 0, device: Device = "auto", out: Out = None) -> None:
     """Saliency maps (Simonyan et al. 2014): |d score / d image|, max over colour channels."""
-    from ..explain import SaliencyMap
-    from ..explain.figures import heatmap_grid
+    from ..explain.run import run_saliency
 
-    net, out = _start("saliency", images, out, backbone, weights, model, seed, device, preprocess,
-                      {"target": target, "smoothgrad": smoothgrad, "samples": samples, "noise": noise})
-    pixels = net.load_pixels(images)
-    exp = SaliencyMap(net, smoothgrad=smoothgrad, samples=samples, noise=noise, seed=seed).attribute(pixels, target)
-    rows = exp.rows(net.classes, _names(images))
-    titles = [f"{r['image']}\n{r['target']} ({r['target_probability']:.2f})" for r in rows]
-    fig = heatmap_grid(pixels, exp.maps, titles, out / "saliency.png", "smoothgrad" if smoothgrad else "saliency")
-    _finish(out, {"method": "smoothgrad" if smoothgrad else "saliency", "images": rows}, [fig],
-            [f"{r['image']}: {r['target']} p={r['target_probability']:.3f}" for r in rows])
+    results = run_saliency(images, target, smoothgrad=smoothgrad, samples=samples, noise=noise,
+                           options=_options(backbone, weights, model, preprocess, seed, device), out=out)
+    _report(results, [f"{r['image']}: {r['target']} p={r['target_probability']:.3f}" for r in results["images"]])
 
 
 @explain_app.command("gradcam")
@@ -102,20 +77,12 @@ def gradcam_cmd(images: Images, target: TargetOpt = None, layer: Annotated[Optio
                 backbone: Backbone = "vgg16", weights: Weights = "imagenet", model: ModelDir = None,
                 preprocess: Preprocess = "weights", seed: Seed = 0, device: Device = "auto", out: Out = None) -> None:
     """Grad-CAM (Selvaraju et al. 2017) heat maps, upsampled and overlaid."""
-    from ..explain import GradCAM
-    from ..explain.figures import heatmap_grid
+    from ..explain.run import run_gradcam
 
-    net, out = _start("gradcam", images, out, backbone, weights, model, seed, device, preprocess,
-                      {"target": target, "layer": layer})
-    cam = GradCAM(net, layer)
-    pixels = net.load_pixels(images)
-    exp = cam.attribute(pixels, target)
-    rows = exp.rows(net.classes, _names(images))
-    titles = [f"{r['image']}\n{r['target']} ({r['target_probability']:.2f})" for r in rows]
-    fig = heatmap_grid(pixels, exp.maps, titles, out / "gradcam.png", f"Grad-CAM {cam.layer}", cmap="jet")
-    _finish(out, {"method": "gradcam", "layer": cam.layer, "map_size": list(cam.last_low_res_.shape[1:]),
-                  "images": rows}, [fig],
-            [f"{r['image']}: {r['target']} p={r['target_probability']:.3f} (layer {cam.layer})" for r in rows])
+    results = run_gradcam(images, target, layer=layer, options=_options(backbone, weights, model, preprocess, seed,
+                                                                        device), out=out)
+    _report(results, [f"{r['image']}: {r['target']} p={r['target_probability']:.3f} (layer {results['layer']})"
+                      for r in results["images"]])
 
 
 @explain_app.command("adversarial")
@@ -134,23 +101,14 @@ def adversarial_cmd(images: Images, target: Annotated[Optional[str], typer.Optio
                     preprocess: Preprocess = "weights", seed: Seed = 0, device: Device = "auto",
                     out: Out = None) -> None:
     """Adversarial examples: the practical's iterative method, FGSM or PGD, clamped to valid images."""
-    from ..explain import make_attack
-    from ..explain.figures import adversarial_grid, save_image
+    from ..explain.run import run_adversarial
 
-    net, out = _start("adversarial", images, out, backbone, weights, model, seed, device, preprocess,
-                      {"target": target, "method": method, "eps": eps, "step_size": step_size, "steps": steps})
-    attack = make_attack(method, net, eps=eps, step_size=step_size, steps=steps, seed=seed)
-    result = attack.attack(net.load_pixels(images), target)
-    rows = result.rows(net.classes, _names(images))
-    titles = [(f"original: {r['original_class']} ({r['original_confidence']:.2f})",
-               f"adversarial: {r['adversarial_class']} ({r['adversarial_confidence']:.2f})") for r in rows]
-    files = [adversarial_grid(result.original, result.adversarial, titles, out / "adversarial.png")]
-    for i, name in enumerate(_names(images)):
-        files.append(save_image(result.adversarial[i], out / f"adversarial_{i:02d}_{Path(name).stem}.png"))
-    _finish(out, {"method": method, "eps": getattr(attack, "eps", None), "images": rows}, files,
-            [f"{r['image']}: {r['original_class']} ({r['original_confidence']:.2f}) -> {r['adversarial_class']} "
-             f"({r['adversarial_confidence']:.2f}) in {r['steps']} steps, Linf={r['linf_255']:.2f}/255, "
-             f"L2={r['l2']:.3f}{'' if r['success'] else ' (not fooled)'}" for r in rows])
+    results = run_adversarial(images, target, method=method, eps=eps, step_size=step_size, steps=steps,
+                              options=_options(backbone, weights, model, preprocess, seed, device), out=out)
+    _report(results, [f"{r['image']}: {r['original_class']} ({r['original_confidence']:.2f}) -> "
+                      f"{r['adversarial_class']} ({r['adversarial_confidence']:.2f}) in {r['steps']} steps, "
+                      f"Linf={r['linf_255']:.2f}/255, L2={r['l2']:.3f}{'' if r['success'] else ' (not fooled)'}"
+                      for r in results["images"]])
 
 
 @explain_app.command("classviz")
@@ -171,27 +129,13 @@ def classviz_cmd(target: TargetOpt = None,
                  backbone: Backbone = "vgg16", weights: Weights = "imagenet", model: ModelDir = None,
                  preprocess: Preprocess = "weights", seed: Seed = 0, device: Device = "auto", out: Out = None) -> None:
     """Class visualisation by gradient ascent (Simonyan 2014, Yosinski 2015); final image + strip."""
-    from ..explain import ClassVisualizer
-    from ..explain.figures import image_strip, save_image, score_curve
+    from ..explain.run import run_classviz
 
-    inputs = [init] if init is not None else []
-    net, out = _start("classviz", inputs, out, backbone, weights, model, seed, device, preprocess,
-                      {"target": target, "init": init, "l2_reg": l2_reg, "lr": lr, "iterations": iterations,
-                       "jitter": jitter, "blur_every": blur_every, "blur_sigma": blur_sigma, "show_every": show_every})
-    viz = ClassVisualizer(net, l2_reg=l2_reg, lr=lr, iterations=iterations, max_jitter=jitter,
-                          blur_every=blur_every, blur_sigma=blur_sigma, show_every=show_every, seed=seed)
-    init_pixels = net.load_pixels([init])[0] if init is not None else None
-    res = viz.visualize(target, init=init_pixels)
-    name = net.classes[res.target]
-    files = [save_image(res.image, out / "classviz.png"),
-             image_strip([s[1] for s in res.snapshots], [f"iter {s[0]}" for s in res.snapshots], out / "strip.png",
-                         f"{name}: lr={lr} l2={l2_reg} blur every {blur_every} (sigma {blur_sigma})"),
-             score_curve(res.scores, out / "scores.png", f"score of {name}")]
-    _finish(out, {"target": name, "target_index": res.target, "final_score": res.final_score,
-                  "final_probability": res.final_probability, "first_score": res.scores[0],
-                  "scores": res.scores, "snapshots": [s[0] for s in res.snapshots]}, files,
-            [f"{name}: score {res.scores[0]:.3f} -> {res.final_score:.3f} (p={res.final_probability:.3f}) "
-             f"after {iterations} iterations"])
+    results = run_classviz(target, init=init, l2_reg=l2_reg, lr=lr, iterations=iterations, jitter=jitter,
+                           blur_every=blur_every, blur_sigma=blur_sigma, show_every=show_every,
+                           options=_options(backbone, weights, model, preprocess, seed, device), out=out)
+    _report(results, [f"{results['target']}: score {results['first_score']:.3f} -> {results['final_score']:.3f} "
+                      f"(p={results['final_probability']:.3f}) after {iterations} iterations"])
 
 
 @explain_app.command("perceptual")
@@ -201,17 +145,11 @@ def perceptual_cmd(image_a: Annotated[Path, typer.Argument(help="First image.")]
                    preprocess: Preprocess = "weights", seed: Seed = 0, device: Device = "auto",
                    out: Out = None) -> None:
     """Distance between two images: pixel L1/L2 and feature L1/L2 at named layers (perceptual loss)."""
-    from ..explain import PerceptualDistance
-    from ..explain.figures import image_strip
+    from ..explain.run import run_perceptual
 
-    net, out = _start("perceptual", [image_a, image_b], out, backbone, weights, model, seed, device, preprocess,
-                      {"layers": layer})
-    metric = PerceptualDistance(net, layer)
-    a, b = net.load_pixels([image_a, image_b])
-    distances = metric.compare(a, b)
-    fig = image_strip([a, b], [image_a.name, image_b.name], out / "pair.png")
-    _finish(out, {"layers": metric.layers, "distances": distances}, [fig],
-            [f"{k}: {v:.6g}" for k, v in distances.items()])
+    results = run_perceptual(image_a, image_b, layer, options=_options(backbone, weights, model, preprocess, seed,
+                                                                       device), out=out)
+    _report(results, [f"{k}: {v:.6g}" for k, v in results["distances"].items()])
 
 
 @explain_app.command("perceptual-experiment")
@@ -225,15 +163,9 @@ def perceptual_experiment_cmd(image: Annotated[Path, typer.Argument(help="The im
                               preprocess: Preprocess = "weights", seed: Seed = 0, device: Device = "auto",
                               out: Out = None) -> None:
     """Report 004: image vs its 1-pixel translation and vs a noisy copy, in pixels and at several layers."""
-    from ..explain import perceptual_experiment
-    from ..explain.figures import image_strip
-    from ..report import write_table
+    from ..explain.run import run_perceptual_experiment
 
-    net, out = _start("perceptual-experiment", [image], out, backbone, weights, model, seed, device, preprocess,
-                      {"layers": layer, "shift": shift, "sigma": sigma})
-    rows, images = perceptual_experiment(net, net.load_pixels([image]), layer, shift=shift, sigma=sigma, seed=seed)
-    csv_path, md_path = write_table(rows, out, "perceptual")
-    fig = image_strip(list(images.values()), list(images), out / "images.png",
-                      f"shift {shift}px, noise sigma {sigma}")
-    _finish(out, {"shift": shift, "sigma": sigma, "rows": rows}, [csv_path, md_path, fig],
-            [f"{r['measure']} {r['space']}: translation/noise = {r['translation/noise']:.3g}" for r in rows])
+    results = run_perceptual_experiment(image, layer, shift=shift, sigma=sigma,
+                                        options=_options(backbone, weights, model, preprocess, seed, device), out=out)
+    _report(results, [f"{r['measure']} {r['space']}: translation/noise = {r['translation/noise']:.3g}"
+                      for r in results["rows"]])
