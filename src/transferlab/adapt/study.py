@@ -8,9 +8,9 @@ with every requested maximum GRL factor, and reports mean +- std over seeds as o
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -67,6 +67,51 @@ def run_adapt_study(data: DomainData, base: AdaptConfig, *, methods: tuple[str, 
         write_table(summary, out, "summary")
         plot_study(summary, out / "study.png")
     return {"runs": runs, "summary": summary}
+
+
+def study_adapt(source: str = "digits", target: str = "digits-m", config: AdaptConfig | dict | None = None, *,
+                methods: Sequence[str] = METHODS, grl_factors: Sequence[float] = (0.1, 1.0),
+                seeds: Sequence[int] = (0, 1, 2), backbone: str = "ganin", weights: str = "none",
+                layer: str | None = None, size: int = 28, data_root: Path | str | None = None,
+                test_fraction: float = 0.3, device: str = "auto", out: Path | str | None = None,
+                on_run: Callable[[dict], None] | None = None) -> dict[str, Any]:
+    """``transferlab study adapt`` as a library verb: the domains, the study (:func:`run_adapt_study`) and its run
+    folder in one :class:`~transferlab.runs.Run` (``config.json`` records the call: ``transferlab rerun`` replays
+    it). ``config`` is the base :class:`AdaptConfig` (a dict as config.json records it); returns
+    ``{"runs", "summary", "out"}``."""
+    from .._utils import resolve_device
+    from ..errors import ConfigError
+    from ..runs import Run
+    from .run import domain_data
+
+    methods, grl_factors, seeds = tuple(methods), tuple(float(g) for g in grl_factors), tuple(int(s) for s in seeds)
+    for m in methods:
+        if m not in METHODS:
+            raise ConfigError(f"unknown method {m!r} in --methods; expected some of {', '.join(METHODS)}")
+    if not seeds:
+        raise ConfigError("--seeds must name at least one seed, e.g. 0,1,2")
+    base = (AdaptConfig(**config) if isinstance(config, dict) else (config or AdaptConfig())).resolved()
+    dev = resolve_device(device)
+    src, tgt, data, input_size = domain_data(source, target, backbone=backbone, weights=weights, layer=layer,
+                                             size=size, data_root=data_root, test_fraction=test_fraction)
+    build = {"weights": weights, "layer": layer, "input_size": input_size}
+    call = {"source": source, "target": target, "config": asdict(base), "methods": list(methods),
+            "grl_factors": list(grl_factors), "seeds": list(seeds), "backbone": backbone, "weights": weights,
+            "layer": layer, "size": size, "data_root": data_root, "test_fraction": test_fraction, "device": device}
+    with Run("study adapt", "transferlab.adapt.study:study_adapt", call, out, inputs=(src, tgt)) as run:
+        run.record(source=str(src), target=str(tgt), methods=list(methods), grl_factors=list(grl_factors),
+                   seeds=list(seeds), **asdict(base), backbone=backbone, **build, device=str(dev),
+                   resolved_device=str(dev))
+
+        def logged(row: dict) -> None:
+            run.log.info("%s seed %d: target acc %s, domain acc %.3f", row["variant"], row["seed"],
+                         row["target_class_acc"], row["domain_acc"])
+            if on_run is not None:
+                on_run(row)
+
+        result = run_adapt_study(data, base, methods=methods, grl_factors=grl_factors, seeds=seeds,
+                                 backbone=backbone, build_kwargs=build, out=run.out, device=str(dev), on_run=logged)
+    return {**result, "out": run.out}
 
 
 def plot_study(summary: list[dict], path: Path) -> Path:

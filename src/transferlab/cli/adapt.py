@@ -117,12 +117,9 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         """Source-only vs DANN vs DANN without GRL vs pseudo-labelling, and a GRL-factor sweep (mean ± std)."""
         from rich.console import Console
 
-        from .._utils import resolve_device
         from ..adapt import AdaptConfig
-        from ..adapt.models import METHODS
-        from ..adapt.study import run_adapt_study
+        from ..adapt.study import study_adapt as run_study
         from ..errors import ConfigError
-        from ..runs import make_run_dir, write_config
 
         def parse(text: str, cast, what: str) -> tuple:
             try:
@@ -130,35 +127,20 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
             except ValueError as exc:
                 raise ConfigError(f"--{what} expects comma-separated values; got {text!r}") from exc
 
-        method_list = parse(methods, str, "methods")
-        for m in method_list:
-            if m not in METHODS:
-                raise ConfigError(f"unknown method {m!r} in --methods; expected some of {', '.join(METHODS)}")
-        factor_list, seed_list = parse(grl_factors, float, "grl-factors"), parse(seeds, int, "seeds")
-        if not seed_list:
-            raise ConfigError("--seeds must name at least one seed, e.g. 0,1,2")
         base = AdaptConfig(epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
                            lambda_schedule=lambda_schedule, grl_factor=grl_factor, pl_base=pl_base,
-                           pl_rounds=pl_rounds, pl_epochs=pl_epochs, pl_threshold=pl_threshold).resolved()
-        dev = resolve_device(device)
-        from ..adapt.run import domain_data
-
-        src, tgt, data, input_size = domain_data(source, target, backbone=backbone, weights=weights, layer=layer,
-                                                 size=size, data_root=data_root, test_fraction=test_fraction)
-        build = {"weights": weights, "layer": layer, "input_size": input_size}
-        run = make_run_dir(out, "study-adapt", inputs=(src, tgt))
-        write_config(run, {"command": "study adapt", "source": str(src), "target": str(tgt),
-                           "methods": method_list, "grl_factors": factor_list, "seeds": seed_list,
-                           **base.__dict__, "backbone": backbone, **build, "device": str(dev)})
+                           pl_rounds=pl_rounds, pl_epochs=pl_epochs, pl_threshold=pl_threshold)
         console = Console()
-        result = run_adapt_study(data, base, methods=method_list, grl_factors=factor_list, seeds=seed_list,
-                                 backbone=backbone, build_kwargs=build, out=run, device=str(dev),
-                                 on_run=lambda r: console.print(
-                                     f"{r['variant']} seed {r['seed']}: target acc {r['target_class_acc']}, "
-                                     f"domain acc {r['domain_acc']:.3f}"))
+        result = run_study(source, target, base, methods=parse(methods, str, "methods"),
+                           grl_factors=parse(grl_factors, float, "grl-factors"), seeds=parse(seeds, int, "seeds"),
+                           backbone=backbone, weights=weights, layer=layer, size=size, data_root=data_root,
+                           test_fraction=test_fraction, device=device, out=out,
+                           on_run=lambda r: console.print(
+                               f"{r['variant']} seed {r['seed']}: target acc {r['target_class_acc']}, "
+                               f"domain acc {r['domain_acc']:.3f}"))
         for s in result["summary"]:
             mean, std = s["target_class_acc_mean"], s["target_class_acc_std"]
             shown = "-" if mean is None else f"{mean:.3f} ± {std:.3f}"
             console.print(f"[bold]{s['variant']}[/bold]: target accuracy {shown}, domain accuracy "
                           f"{s['domain_acc_mean']:.3f}")
-        console.print(f"table and figure -> {run}")
+        console.print(f"table and figure -> {result['out']}")

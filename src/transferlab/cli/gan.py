@@ -47,13 +47,6 @@ Resume = Annotated[bool, typer.Option("--resume", help="Continue the run in --ou
 Run = Annotated[Path, typer.Argument(help="A `gan train` run folder (or its model/ folder).")]
 
 
-def _data(data: str, channels, data_root, download, attribute, max_images, seed):
-    from ..generate import load_gan_data
-
-    return load_gan_data(data, channels=channels, root=data_root, download=download, attribute=attribute,
-                         max_images=max_images, seed=seed)
-
-
 @gan_app.command("train")
 def train(
     data: Data = "digits",
@@ -84,31 +77,18 @@ def train(
     resume: Resume = False,
 ) -> None:
     """Train a DCGAN or conditional GAN: per-epoch grids + GIF, loss CSV + curves, checkpoints, metrics."""
-    from .._utils import write_json
-    from ..errors import ConfigError
-    from ..generate import GanConfig, score_generator, train_gan
-    from ..runs import attach_log, make_run_dir
+    from ..generate import GanConfig
+    from ..generate.run import gan_train
 
-    if resume and out is None:
-        raise ConfigError("--resume needs --out: the folder of the run to continue")
-    inputs = (Path(data),) if Path(data).expanduser().is_dir() else ()
-    folder = make_run_dir(out, "gan-train", inputs=inputs)
-    logger = attach_log(folder)
-    dataset = _data(data, channels, data_root, download, attribute, max_images, seed)
     config = GanConfig(model=model, nz=nz, ngf=ngf, ndf=ndf, lr_g=lr_g, lr_d=lr_d, beta1=beta1,
                        batch_size=batch_size, epochs=epochs, g_loss=g_loss, init=init, d_steps=d_steps, seed=seed,
                        device=device, workers=workers, max_batches=max_batches)
-
-    def log(message: str) -> None:
-        logger.info(message)
-        console.print(message)
-
-    run = train_gan(dataset, config, folder, resume=resume, log=log)
-    if metrics or fid:
-        scores = score_generator(run.generator.cpu(), dataset, judge_metrics=metrics, fid=fid, seed=seed)
-        write_json(folder / "metrics.json", {**scores, "n_skipped": len(run.skipped)})
-        _print_metrics(scores)
-    console.print(f"-> {folder} (grids in samples/, {run.files.get('gif', 'no gif')}, curves.png, model/)")
+    run = gan_train(data, config, channels=channels, attribute=attribute, data_root=data_root, download=download,
+                    max_images=max_images, metrics=metrics, fid=fid, out=out, resume=resume,
+                    on_message=console.print)
+    if run.metrics is not None:
+        _print_metrics(run.metrics)
+    console.print(f"-> {run.out} (grids in samples/, {run.files.get('gif', 'no gif')}, curves.png, model/)")
 
 
 def _print_metrics(scores: dict) -> None:
@@ -138,11 +118,9 @@ def sample(
     out: opt.Out = None,
 ) -> None:
     """Draw samples from a trained generator: a grid (conditional: one row per class) and optional PNGs."""
-    from ..generate.sampling import write_samples
-    from ..runs import make_run_dir
+    from ..generate.run import gan_sample
 
-    folder = make_run_dir(out, "gan-sample")
-    result = write_samples(run, folder, n=n, per_class=per_class, columns=columns, images=images, seed=seed)
+    result = gan_sample(run, n=n, per_class=per_class, columns=columns, images=images, seed=seed, out=out)
     console.print(f"{result['count']} samples -> {result['grid']}")
 
 
@@ -157,17 +135,10 @@ def interpolate(
     out: opt.Out = None,
 ) -> None:
     """Latent interpolation strips alpha*z1 + (1-alpha)*z2 (report 001 section 4.5.6)."""
-    from .._utils import write_json
-    from ..generate import load_generator, save_interpolation
-    from ..runs import make_run_dir
+    from ..generate.run import gan_interpolate
 
-    folder = make_run_dir(out, "gan-interpolate")
-    generator, meta = load_generator(run)
-    path = save_interpolation(generator, folder / "interpolation.png", pairs=pairs, steps=steps, seed=seed,
-                              labels=label)
-    write_json(folder / "interpolation.json", {"run": str(run), "pairs": pairs, "steps": steps, "seed": seed,
-                                               "labels": label, "alpha": "0 (z2, left) .. 1 (z1, right)"})
-    console.print(f"{pairs} strips x {steps} steps -> {path}")
+    result = gan_interpolate(run, pairs=pairs, steps=steps, labels=label, seed=seed, out=out)
+    console.print(f"{pairs} strips x {steps} steps -> {result['path']}")
 
 
 def study_gan(
@@ -195,9 +166,9 @@ def study_gan(
 ) -> None:
     """The seeds' GAN ablations (init, loss, nz, ngf/ndf balance, conditional) as a table + figures."""
     from ..errors import ConfigError
-    from ..generate import GanConfig, run_gan_study
+    from ..generate import GanConfig
+    from ..generate.run import gan_study
     from ..report.tables import markdown_table
-    from ..runs import attach_log, make_run_dir
 
     try:
         nzs = [int(v) for v in nz_values.split(",") if v.strip()]
@@ -209,19 +180,12 @@ def study_gan(
         raise ConfigError(f"--imbalance takes ngf:ndf pairs like 256:8,8:256; got {imbalance!r}") from exc
     if any(len(p) != 2 for p in pairs):
         raise ConfigError(f"--imbalance takes ngf:ndf pairs like 256:8,8:256; got {imbalance!r}")
-    inputs = (Path(data),) if Path(data).expanduser().is_dir() else ()
-    folder = make_run_dir(out, "study-gan", inputs=inputs)
-    logger = attach_log(folder)
-    dataset = _data(data, channels, data_root, download, attribute, max_images, seed)
     base = GanConfig(nz=nz, ngf=ngf, ndf=ndf, batch_size=batch_size, epochs=epochs, seed=seed, device=device,
                      max_batches=max_batches)
-
-    def log(message: str) -> None:
-        logger.info(message)
-        console.print(message)
-
-    result = run_gan_study(dataset, folder, base, groups=[g.strip() for g in groups.split(",") if g.strip()],
-                           nz_values=nzs, imbalance=pairs, judge_epochs=judge_epochs, n_samples=samples, log=log)
+    result = gan_study(data, base, groups=[g.strip() for g in groups.split(",") if g.strip()], nz_values=nzs,
+                       imbalance=pairs, channels=channels, attribute=attribute, data_root=data_root,
+                       download=download, max_images=max_images, judge_epochs=judge_epochs, samples=samples, out=out,
+                       on_message=console.print)
     keys = ("variant", "loss_d", "loss_g", "class_entropy", "max_class_share", "diversity_ratio", "frechet_judge",
             "class_recognition")
     console.print(markdown_table([{k: r[k] for k in keys} for r in result.rows]))

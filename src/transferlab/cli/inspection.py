@@ -1,7 +1,8 @@
 """``transferlab inspect | predict-imagenet | activations | data inspect``: look inside networks and datasets.
 
-Thin commands over :mod:`transferlab.inspection`; each writes a table (CSV + Markdown), a figure (PNG),
-``summary.json`` and ``config.json`` to its run folder and prints a short summary.
+Thin commands: each calls one library verb of :mod:`transferlab.inspection.run` (which writes a table, a
+figure, ``summary.json``, ``config.json``, ``log.txt`` and ``status.json`` to its run folder) and prints a
+short summary.
 """
 
 from __future__ import annotations
@@ -55,18 +56,10 @@ def inspect_command(
     as_json: JsonFlag = False,
 ) -> None:
     """Architecture table: per layer type, output shape, parameters (with bias), multiply-accumulates; totals."""
-    from ..inspection.architecture import inspect_architecture, plot_architecture
-    from ..report import write_table
-    from ..runs import make_run_dir, write_config
-    from .._utils import write_json
+    from ..inspection.run import inspect_backbone
 
-    summary = inspect_architecture(backbone, input_size)
-    folder = make_run_dir(out, "inspect")
-    write_config(folder, {"command": "inspect", "backbone": backbone, "input_size": summary.input_shape[-1]})
-    write_table(summary.rows(), folder, "architecture")
-    write_json(folder / "summary.json", summary.totals())
-    plot_architecture(summary, folder / "architecture.png")
-    totals = summary.totals()
+    done = inspect_backbone(backbone, input_size, out=out)
+    summary, totals, folder = done["summary"], done["totals"], done["out"]
     if as_json:
         _emit_json({**totals, "layers": summary.rows()[:-1], "out": str(folder)})
         return
@@ -100,29 +93,14 @@ def predict_imagenet_command(
     as_json: JsonFlag = False,
 ) -> None:
     """Top-k ImageNet classes (names, probabilities) of images, with the weights' preprocessing in eval mode."""
-    from ..backbones import load_backbone
-    from ..data import load_rgb
-    from ..inspection.imagenet import load_images, plot_predictions, predict_imagenet
-    from ..report import write_table
-    from ..runs import make_run_dir, write_config
-    from .._utils import resolve_device, write_json
+    from ..inspection.run import predict_imagenet_images
 
-    load_images(images)  # a missing image fails before the network is built
-    net = load_backbone(backbone, weights, seed=seed, preprocessing_mode=preprocess)
-    results = predict_imagenet(net, images, k=top, normalize_variant=no_normalize,
-                               train_passes=passes if train_mode else 0, seed=seed, device=resolve_device(device))
-    folder = make_run_dir(out, "predict-imagenet")
-    write_config(folder, {"command": "predict-imagenet", "images": [str(p) for p in images], "backbone": backbone,
-                          "weights": weights, "weights_id": net.weights_id, "preprocessing": net.preprocessing.as_dict(),
-                          "top": top, "no_normalize": no_normalize, "train_mode": train_mode,
-                          "passes": passes if train_mode else 0, "seed": seed, "device": device})
-    write_table([row for r in results for row in r.rows()], folder, "predictions")
-    write_json(folder / "summary.json", {"backbone": backbone, "weights_id": net.weights_id,
-                                         "predictions": [r.as_dict() for r in results]})
-    plot_predictions(results, [load_rgb(p) for p in images], folder / "predictions.png",
-                     title=f"{backbone} ({net.weights_id})")
+    done = predict_imagenet_images(images, backbone=backbone, weights=weights, preprocess=preprocess, top=top,
+                                   no_normalize=no_normalize, train_mode=train_mode, passes=passes, seed=seed,
+                                   device=device, out=out)
+    results, weights_id, folder = done["results"], done["weights_id"], done["out"]
     if as_json:
-        _emit_json({"backbone": backbone, "weights_id": net.weights_id, "out": str(folder),
+        _emit_json({"backbone": backbone, "weights_id": weights_id, "out": str(folder),
                     "predictions": [r.as_dict() for r in results]})
         return
     console = _console()
@@ -159,33 +137,11 @@ def activations_command(
     out: Out = None,
 ) -> None:
     """Activation maps of one image at a layer (top-N channels or a chosen list) and the first-layer filters."""
-    from ..backbones import get_spec, load_backbone
-    from ..inspection.activations import (activation_maps, filter_tiles, first_conv, parse_channels,
-                                          plot_activations, plot_filters)
-    from ..inspection.imagenet import load_images
-    from ..report import write_table
-    from ..runs import make_run_dir, write_config
-    from .._utils import resolve_device, write_json
+    from ..inspection.run import activations
 
-    get_spec(backbone)
-    chosen = parse_channels(channels)
-    load_images([image])
-    net = load_backbone(backbone, weights, seed=seed, preprocessing_mode=preprocess)
-    result = activation_maps(net, image, layer, top=top, channels=chosen, device=resolve_device(device))
-    conv_name, conv = first_conv(net.model)
-    folder = make_run_dir(out, "activations")
-    write_config(folder, {"command": "activations", "backbone": backbone, "image": str(image), "layer": result.layer,
-                          "top": top, "channels": chosen, "weights": weights, "weights_id": net.weights_id,
-                          "preprocessing": net.preprocessing.as_dict(), "seed": seed, "device": device})
-    ranked = result.ranked_stats()
-    write_table(ranked, folder, "channels")
-    write_json(folder / "summary.json", {"image": str(image), "layer": result.layer, "shape": list(result.shape),
-                                         "selection": result.selection, "channels_shown": result.channels,
-                                         "first_conv": conv_name, "channel_stats": ranked})
-    plot_activations(result, folder / "activations.png",
-                     title=f"{backbone} {result.layer} {result.shape}: {result.selection} ({Path(image).name})")
-    plot_filters(filter_tiles(conv), folder / "filters.png",
-                 title=f"{backbone} {conv_name}: {conv.out_channels} filters {tuple(conv.kernel_size)} as RGB")
+    done = activations(backbone, image, layer=layer, top=top, channels=channels, weights=weights,
+                       preprocess=preprocess, seed=seed, device=device, out=out)
+    result, ranked, folder = done["result"], done["ranked"], done["out"]
     console = _console()
     shown = [r for r in ranked if r["shown"]]
     console.print(_table(f"{backbone} {result.layer} {result.shape}: {result.selection}", shown,
@@ -212,26 +168,13 @@ def data_inspect_command(
     """Dataset summary: images, classes, images per class per split, resolutions, colour modes, skipped files."""
     from rich.progress import track
 
-    from ..inspection.dataset_summary import plot_resolutions, plot_samples, summarize_dataset
-    from ..report import write_table
-    from ..runs import make_run_dir, write_config
-    from .._utils import write_json
+    from ..inspection.run import data_inspect
 
-    folder = make_run_dir(out, "data-inspect", inputs=(data,))
     progress = None if as_json else (lambda items, total: track(items, total=total, description="reading images",
                                                                 transient=True))
-    summary = summarize_dataset(data, train_per_class=train_per_class, test_fraction=test_fraction, seed=seed,
-                                decode=decode, progress=progress)
-    write_config(folder, {"command": "data inspect", "data": str(data), "train_per_class": train_per_class,
-                          "test_fraction": test_fraction, "seed": seed, "decode": decode,
-                          "samples_per_class": samples_per_class, "max_classes": max_classes})
-    write_table(summary.rows_classes(), folder, "classes")
-    write_table(summary.rows_resolutions(), folder, "resolutions")
-    write_table(summary.rows_modes(), folder, "color_modes")
-    write_table(summary.rows_skipped(), folder, "skipped")
-    write_json(folder / "summary.json", summary.as_dict())
-    plot_resolutions(summary, folder / "resolutions.png")
-    plot_samples(summary, folder / "samples.png", per_class=samples_per_class, max_classes=max_classes, seed=seed)
+    done = data_inspect(data, train_per_class=train_per_class, test_fraction=test_fraction, seed=seed, decode=decode,
+                        samples_per_class=samples_per_class, max_classes=max_classes, out=out, progress=progress)
+    summary, folder = done["summary"], done["out"]
     totals = summary.totals()
     if as_json:
         _emit_json({**summary.as_dict(), "out": str(folder)})

@@ -1,11 +1,12 @@
 """``transferlab study layers|backbones|C|pca|heads``: the feature + classifier studies (issue 4).
 
-Each command parses options, builds a study from :mod:`transferlab.studies` and runs it with the
-shared runner; run again with the same ``--out`` to resume an interrupted study.
+Each command gathers its shared options once (:class:`StudyOptions`) and calls the one study verb
+(:func:`transferlab.studies.runner.study`); run again with the same ``--out`` to resume an interrupted study.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -47,27 +48,67 @@ def _numbers(value: str | None, kind, option: str) -> list | None:
         raise ConfigError(f"{option} expects comma-separated numbers; got {value!r}") from None
 
 
-def _options(backbone, weights, layer, seed, train_per_class, test_fraction, preprocess, pooling, l2, batch_size,
-             workers, device, precision, cache_dir, no_cache, quiet, classifier="svm", C="1.0", cv_folds=5,
-             grid=None):
-    from ..classify import DEFAULT_C_GRID, LinearOptions
-    from ..classify.run import parse_C
-    from ..pipeline import ExtractionOptions
+@dataclass
+class StudyOptions:
+    """The options every feature study shares, declared once: built from a command's parameters
+    (:meth:`of`), turned into the library's :class:`ExtractionOptions` and :class:`LinearOptions`."""
 
-    extraction = ExtractionOptions(
-        backbone=backbone, weights=weights, layers=[layer] if layer else [], train_per_class=train_per_class,
-        test_fraction=test_fraction, seed=seed, preprocess=preprocess, pooling=pooling, l2=l2, batch_size=batch_size,
-        workers=workers, device=device, precision=precision, cache_dir=cache_dir, use_cache=not no_cache,
-        progress=not quiet)
-    c_grid = tuple(grid) if grid else DEFAULT_C_GRID
-    return extraction, LinearOptions(classifier, parse_C(C), None, cv_folds, c_grid)
+    weights: str
+    train_per_class: int
+    test_fraction: float | None
+    seed: int
+    preprocess: str
+    pooling: str
+    l2: bool
+    batch_size: int | None
+    workers: int | None
+    device: str
+    precision: str
+    cache_dir: Path | None
+    no_cache: bool
+    quiet: bool
+    out: Path | None
+    restart: bool
+    backbone: str = "vgg16"
+    layer: str | None = None
+    classifier: str = "svm"
+    C: str = "1.0"
+    cv_folds: int = 5
+    grid: list[float] | None = None
+
+    @classmethod
+    def of(cls, params: dict, **fixed) -> "StudyOptions":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in {**params, **fixed}.items() if k in names})
+
+    def extraction(self):
+        from ..pipeline import ExtractionOptions
+
+        return ExtractionOptions(
+            backbone=self.backbone, weights=self.weights, layers=[self.layer] if self.layer else [],
+            train_per_class=self.train_per_class, test_fraction=self.test_fraction, seed=self.seed,
+            preprocess=self.preprocess, pooling=self.pooling, l2=self.l2, batch_size=self.batch_size,
+            workers=self.workers, device=self.device, precision=self.precision, cache_dir=self.cache_dir,
+            use_cache=not self.no_cache, progress=not self.quiet)
+
+    def linear(self):
+        from ..classify import DEFAULT_C_GRID, LinearOptions
+        from ..classify.run import parse_C
+
+        c_grid = tuple(self.grid) if self.grid else DEFAULT_C_GRID
+        return LinearOptions(self.classifier, parse_C(self.C), None, self.cv_folds, c_grid)
+
+    def run(self, kind: str, data: Path, columns: list[str], **study_options) -> None:
+        """Call the study verb with these options and print its table."""
+        from ..studies.runner import study
+
+        result = study(kind, data, self.extraction(), self.linear(), study_options, out=self.out,
+                       restart=self.restart, progress=not self.quiet)
+        _print(result, kind, columns)
 
 
-def _run(study, out, restart: bool, quiet: bool, columns: list[str]) -> None:
-    from ..studies import run_study
-
-    result = run_study(study, out, progress=not quiet, restart=restart)
-    table = Table(title=f"study {study.name}: {len(result.rows)} conditions "
+def _print(result, name: str, columns: list[str]) -> None:
+    table = Table(title=f"study {name}: {len(result.rows)} conditions "
                         f"({result.n_evaluated} run now, {len(result.rows) - result.n_evaluated} resumed)")
     shown = [c for c in columns if any(c in r for r in result.rows)]
     for column in shown:
@@ -106,14 +147,9 @@ def study_layers(
     precision: opt.Precision = "fp32", cache_dir: opt.CacheDir = None, no_cache: opt.NoCache = False,
 ) -> None:
     """SVM test and CV accuracy per cut point (depth curve), and the VGG conv x classifier heatmap."""
-    from ..studies import LayersStudy
-
-    extraction, linear = _options(backbone, weights, None, seed, train_per_class, test_fraction, preprocess, pooling,
-                                  l2, batch_size, workers, device, precision, cache_dir, no_cache, quiet,
-                                  classifier, C, cv_folds)
-    study = LayersStudy(data, extraction, linear, layers=_csv(layers), heatmap=heatmap, cv=not no_cv)
-    _run(study, out, restart, quiet, ["layer", "feature_size", "test_acc", "cv_acc", "extract_s", "fit_s",
-                                      "max_rss_mb"])
+    StudyOptions.of(locals()).run("layers", data, ["layer", "feature_size", "test_acc", "cv_acc", "extract_s",
+                                                   "fit_s", "max_rss_mb"],
+                                  layers=_csv(layers), heatmap=heatmap, cv=not no_cv)
 
 
 def study_backbones(
@@ -130,14 +166,9 @@ def study_backbones(
     precision: opt.Precision = "fp32", cache_dir: opt.CacheDir = None, no_cache: opt.NoCache = False,
 ) -> None:
     """Each backbone at its own feature layer with its own preprocessing: accuracy, size, speed, fit time."""
-    from ..studies import BackbonesStudy
-
-    extraction, linear = _options("vgg16", weights, None, seed, train_per_class, test_fraction, preprocess, pooling,
-                                  l2, batch_size, workers, device, precision, cache_dir, no_cache, quiet,
-                                  classifier, C, cv_folds)
-    study = BackbonesStudy(data, extraction, linear, backbones=_csv(backbones), cv=not no_cv)
-    _run(study, out, restart, quiet, ["backbone", "layer", "feature_size", "test_acc", "cv_acc",
-                                      "extract_img_per_s", "fit_s"])
+    StudyOptions.of(locals(), backbone="vgg16").run(
+        "backbones", data, ["backbone", "layer", "feature_size", "test_acc", "cv_acc", "extract_img_per_s", "fit_s"],
+        backbones=_csv(backbones), cv=not no_cv)
 
 
 def study_C(
@@ -153,12 +184,8 @@ def study_C(
     precision: opt.Precision = "fp32", cache_dir: opt.CacheDir = None, no_cache: opt.NoCache = False,
 ) -> None:
     """Mean ± std k-fold CV accuracy (train only) and fit time per C; test accuracy of the chosen C and C=1."""
-    from ..studies import CStudy
-
-    extraction, linear = _options(backbone, weights, layer, seed, train_per_class, test_fraction, preprocess, pooling,
-                                  l2, batch_size, workers, device, precision, cache_dir, no_cache, quiet,
-                                  classifier, "1.0", cv_folds, _numbers(grid, float, "--grid"))
-    _run(CStudy(data, extraction, linear), out, restart, quiet, ["C", "cv_acc", "cv_std", "fit_s"])
+    StudyOptions.of(locals(), C="1.0", grid=_numbers(grid, float, "--grid")).run(
+        "C", data, ["C", "cv_acc", "cv_std", "fit_s"])
 
 
 def study_pca(
@@ -175,13 +202,8 @@ def study_pca(
     precision: opt.Precision = "fp32", cache_dir: opt.CacheDir = None, no_cache: opt.NoCache = False,
 ) -> None:
     """PCA dimension sweep: accuracy, variance kept, fit and predict time per number of components."""
-    from ..studies import PCAStudy
-
-    extraction, linear = _options(backbone, weights, layer, seed, train_per_class, test_fraction, preprocess, pooling,
-                                  l2, batch_size, workers, device, precision, cache_dir, no_cache, quiet,
-                                  classifier, C, cv_folds)
-    study = PCAStudy(data, extraction, linear, dims=_numbers(dims, int, "--dims"), cv=not no_cv)
-    _run(study, out, restart, quiet, ["pca", "variance_kept", "test_acc", "cv_acc", "fit_s", "predict_s"])
+    StudyOptions.of(locals()).run("pca", data, ["pca", "variance_kept", "test_acc", "cv_acc", "fit_s", "predict_s"],
+                                  dims=_numbers(dims, int, "--dims"), cv=not no_cv)
 
 
 def study_heads(
@@ -201,15 +223,10 @@ def study_heads(
     precision: opt.Precision = "fp32", cache_dir: opt.CacheDir = None, no_cache: opt.NoCache = False,
 ) -> None:
     """Linear SVM vs logistic regression vs a small MLP on the same cached features (report 002)."""
-    from ..studies import HeadsStudy
-
-    extraction, linear = _options(backbone, weights, layer, seed, train_per_class, test_fraction, preprocess, pooling,
-                                  l2, batch_size, workers, device, precision, cache_dir, no_cache, quiet,
-                                  "svm", C, cv_folds)
-    study = HeadsStudy(data, extraction, linear, heads=_csv(heads), hidden=tuple(_numbers(hidden, int, "--hidden")
-                                                                                   or ()),
-                       alpha=alpha, max_iter=epochs, learning_rate=lr, cv=not no_cv)
-    _run(study, out, restart, quiet, ["head", "params", "test_acc", "cv_acc", "fit_s", "predict_s"])
+    StudyOptions.of(locals(), classifier="svm").run(
+        "heads", data, ["head", "params", "test_acc", "cv_acc", "fit_s", "predict_s"], heads=_csv(heads),
+        hidden=list(_numbers(hidden, int, "--hidden") or ()), alpha=alpha, max_iter=epochs, learning_rate=lr,
+        cv=not no_cv)
 
 
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:

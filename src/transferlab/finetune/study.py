@@ -19,7 +19,7 @@ from .._utils import read_json
 from ..errors import ConfigError
 from ..report.plots import save_figure
 from ..report.tables import write_table
-from ..runs import make_run_dir, write_config
+from ..runs import Run
 from ..training import History
 from .config import FinetuneConfig
 from .trainer import LAST, finetune
@@ -60,20 +60,34 @@ def study_finetune(data: Path | str, *, backbones: Sequence[str] = ("vgg16",), w
     """Fine-tune every (backbone, freeze, augment) combination, add the SVM row; write table + figures.
 
     ``options`` are :class:`~transferlab.finetune.FinetuneConfig` fields shared by every run (epochs,
-    batch_size, lr, seed, train_per_class...); ``cache_dir`` is the SVM's feature cache. Returns ``{"rows", "table", "figure", "curves", "out"}``.
+    batch_size, lr, seed, train_per_class...); ``cache_dir`` is the SVM's feature cache. Returns ``{"rows", "table",
+    "figure", "curves", "out"}``. The study runs inside one :class:`~transferlab.runs.Run` (log, config.json with
+    the call, status.json), so ``transferlab rerun`` replays it.
     """
     if not backbones or not freezes or not augments:
         raise ConfigError("study finetune needs at least one backbone, one --freeze and one --augment value")
     for key in ("backbone", "freeze", "augment", "weights"):
         if key in options:
             raise ConfigError(f"study finetune sets {key!r} per run; use backbones/freezes/augments/weights")
-    out = make_run_dir(out, "study-finetune", inputs=(data,))
-    _check_earlier_runs(out, {
-        _label(b, f, a): FinetuneConfig.from_options(backbone=b, weights=weights, freeze=f, augment=a, **options)
-        for b in backbones for f in freezes for a in augments})
-    write_config(out, {"command": "study finetune", "data": str(data), "backbones": list(backbones),
-                       "weights": weights, "freezes": list(freezes), "augments": list(augments), "svm": svm,
-                       **options})
+    wanted = {_label(b, f, a): FinetuneConfig.from_options(backbone=b, weights=weights, freeze=f, augment=a,
+                                                           **options)
+              for b in backbones for f in freezes for a in augments}
+    if out is not None:
+        _check_earlier_runs(Path(out), wanted)  # before the study's config.json is written
+    call = {"data": data, "backbones": list(backbones), "weights": weights, "freezes": list(freezes),
+            "augments": list(augments), "svm": svm, "progress": progress, "cache_dir": cache_dir, **options}
+    with Run("study finetune", "transferlab.finetune.study:study_finetune", call, out, inputs=(data,)) as study:
+        from .._utils import resolve_device
+
+        study.record(data=str(data), backbones=list(backbones), weights=weights, freezes=list(freezes),
+                     augments=list(augments), svm=svm, **options,
+                     resolved_device=str(resolve_device(options.get("device", "auto"))))
+        return _study(study, data, backbones, weights, freezes, augments, svm, progress, cache_dir, options)
+
+
+def _study(study: Run, data, backbones, weights, freezes, augments, svm, progress, cache_dir,
+           options) -> dict[str, Any]:
+    out = study.out
     rows: list[dict[str, Any]] = []
     histories: dict[str, list[dict]] = {}
     for backbone in backbones:
@@ -83,7 +97,9 @@ def study_finetune(data: Path | str, *, backbones: Sequence[str] = ("vgg16",), w
                 run = out / "runs" / label
                 if (run / "metrics.json").is_file():
                     metrics = read_json(run / "metrics.json")  # finished earlier: reuse
+                    study.log.info("%s: finished earlier, reused", label)
                 else:
+                    study.log.info("%s: fine-tuning", label)
                     metrics = finetune(data, backbone=backbone, weights=weights, freeze=freeze, augment=augment,
                                        out=run, resume=(run / LAST).is_file(), progress=progress, **options)
                 hist = History.from_csv(run / "history.csv").rows
@@ -98,6 +114,9 @@ def study_finetune(data: Path | str, *, backbones: Sequence[str] = ("vgg16",), w
         if svm:
             rows.append(_svm_row(data, out, backbone, weights, options, cache_dir, progress))
     table_csv, table_md = write_table(rows, out, "study_finetune")
+    for row in rows:
+        study.log.info("%s %s freeze=%s augment=%s: test accuracy %.4f", row["backbone"], row["method"],
+                       row["freeze"], row["augment"], row["test_accuracy"])
     figure = _bar_figure(rows, out / "study_finetune.png")
     curves = _curves_figure(histories, out / "study_finetune_curves.png")
     return {"rows": rows, "table": table_md, "csv": table_csv, "figure": figure, "curves": curves, "out": out}

@@ -105,15 +105,24 @@ def run_gan_study(data: GanData, out: Path | str, base: GanConfig | None = None,
                   groups: Sequence[str] = GROUPS, nz_values: Sequence[int] = (2, 10, 1000),
                   imbalance: Sequence[tuple[int, int]] = ((256, 8), (8, 256)), judge_epochs: int = 4,
                   n_samples: int = 1000, d_updates: Sequence[int] = (0, 10, 50),
-                  log: Callable[[str], None] = lambda _: None) -> GanStudy:
-    """Train every variant on ``data``, score each with one judge and write the tables and figures."""
+                  log: Callable[[str], None] = lambda _: None,
+                  record: Callable[..., None] | None = None) -> GanStudy:
+    """Train every variant on ``data``, score each with one judge and write the tables and figures.
+
+    ``record`` receives the resolved study configuration (``Run.record``); without it it is written as
+    ``out/config.json``.
+    """
     base = (base or GanConfig()).resolved()
     out = Path(out)
     variants = study_variants(groups, nz_values, imbalance, base_nz=base.nz)
     if len(data.classes) < 2 and any(o.get("model") == "conditional" for _, o in variants):
         raise ConfigError(f"{data.name} has one class: drop 'conditional' from --groups or use labelled data")
-    write_config(out, {"command": "study gan", "data": data.describe(), "base": dataclasses.asdict(base),
-                       "variants": dict(variants), "judge_epochs": judge_epochs, "n_samples": n_samples})
+    resolved = {"data": data.describe(), "base": dataclasses.asdict(base), "variants": dict(variants),
+                "judge_epochs": judge_epochs, "n_samples": n_samples}
+    if record is not None:
+        record(**resolved)
+    else:
+        write_config(out, {"command": "study gan", **resolved})
     judge = train_judge(data, seed=base.seed, epochs=judge_epochs) if len(data.classes) >= 2 else None
     if judge is not None:
         log(f"judge trained on real {data.name}: held-out accuracy {judge.test_accuracy:.3f}")

@@ -98,6 +98,7 @@ class GanRun:
     config: dict[str, Any]
     files: dict[str, Path] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)  # {path: reason}: unreadable files, not trained on
+    metrics: dict[str, Any] | None = None  # the judge's scores (``gan train`` with metrics), else None
 
 
 def eval_inputs(config: GanConfig, nz: int, classes: int) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -191,8 +192,13 @@ class GanTask(Task):
 
 
 def train_gan(data: GanData, config: GanConfig, out: Path | str, *, resume: bool = False,
-              log: Callable[[str], None] = lambda _: None) -> GanRun:
-    """Train a DCGAN or conditional GAN on ``data``; write the run folder ``out`` (see module docstring)."""
+              log: Callable[[str], None] = lambda _: None,
+              record: Callable[..., None] | None = None) -> GanRun:
+    """Train a DCGAN or conditional GAN on ``data``; write the run folder ``out`` (see module docstring).
+
+    ``record`` receives the resolved configuration (``Run.record`` inside a :class:`~transferlab.runs.Run`);
+    without it the configuration is written as ``out/config.json`` (a study's variant folders).
+    """
     config = config.resolved()
     out = Path(out)
     check_run_folder(out, CHECKPOINT, resume, "a GAN run")
@@ -202,7 +208,10 @@ def train_gan(data: GanData, config: GanConfig, out: Path | str, *, resume: bool
     (out / "samples").mkdir(exist_ok=True)
     if resume:
         log(f"resuming {out} from its checkpoint")
-    write_config(out, {"command": "gan train", **task.resolved})
+    if record is not None:
+        record(**task.resolved, resolved_device=str(device))
+    else:
+        write_config(out, {"command": "gan train", **task.resolved, "resolved_device": str(device)})
 
     def after_epoch(state: FitState) -> None:
         row = state.row

@@ -7,6 +7,11 @@ with the same ``--out`` skips the finished rows; it shows a progress bar, measur
 condition, and at the end writes the table (``OUT/<name>.csv`` + ``.md``), the figures (PNG),
 ``config.json`` and ``summary.json``. Choices inside a study are made by cross-validation on the
 training split only; the test split is only ever scored.
+
+:func:`study` is the library verb of ``transferlab study layers|backbones|C|pca|heads``: JSON-able arguments
+(the study's kind, data, :class:`~transferlab.pipeline.ExtractionOptions`, :class:`LinearOptions` and the
+study's own options), one :class:`~transferlab.runs.Run` (log, ``config.json`` with the call, versions and
+resolved device, ``status.json``), so ``transferlab rerun`` replays a study.
 """
 
 from __future__ import annotations
@@ -23,10 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from .._progress import progress_bar
-from .._utils import seed_everything, text_digest, write_json
+from .._utils import text_digest, write_json
 from ..errors import ConfigError
 from ..report import write_table
-from ..runs import make_run_dir, write_config
+from ..runs import Run
 
 RESULTS_FILE = "results.jsonl"
 
@@ -82,9 +87,65 @@ def fingerprint(config: dict[str, Any]) -> str:
     return text_digest(json.dumps(config, sort_keys=True, default=str))
 
 
+STUDY_VERB = "transferlab.studies.runner:study"
+
+
+def _study_class(kind: str):
+    from . import BackbonesStudy, CStudy, HeadsStudy, LayersStudy, PCAStudy
+
+    kinds = {"layers": LayersStudy, "backbones": BackbonesStudy, "C": CStudy, "pca": PCAStudy, "heads": HeadsStudy}
+    if kind not in kinds:
+        raise ConfigError(f"unknown study {kind!r}; expected one of {', '.join(kinds)}")
+    return kinds[kind]
+
+
+def study(kind: str, data: Path | str, extraction: Any = None, linear: Any = None,
+          options: dict[str, Any] | None = None, *, out: Path | str | None = None, restart: bool = False,
+          progress: bool = True) -> StudyResult:
+    """``transferlab study KIND``: build the study (``options`` are its own keyword arguments, e.g. ``layers``,
+    ``heatmap``, ``cv`` for ``layers``) and run or resume it into ``out`` (see :func:`run_study`).
+
+    ``extraction`` and ``linear`` may be given as dicts, as ``config.json`` records them.
+    """
+    from ..classify import DEFAULT_C_GRID, LinearOptions
+    from ..classify.run import parse_C
+    from ..pipeline import ExtractionOptions
+
+    cls = _study_class(kind)
+    if isinstance(extraction, dict):
+        extraction = ExtractionOptions(**extraction)
+    extraction = extraction or ExtractionOptions()
+    if isinstance(linear, dict):
+        linear = LinearOptions(**{**linear, "c_grid": tuple(linear.get("c_grid") or DEFAULT_C_GRID)})
+    linear = linear or LinearOptions()
+    if linear.C != "auto":
+        linear.C = parse_C(linear.C)
+    options = dict(options or {})
+    call = {"kind": kind, "data": data, "extraction": extraction, "linear": linear, "options": options,
+            "restart": restart, "progress": progress}
+    with _study_run(cls.name, STUDY_VERB, call, out, (data,), restart) as run:
+        return _run_in(cls(data, extraction, linear, **options), run, progress=progress, restart=restart)
+
+
 def run_study(study: Study, out: Path | str | None, *, progress: bool = True, restart: bool = False) -> StudyResult:
-    """Run (or resume) ``study`` into ``out``; return its rows, table, figures and summary."""
-    out = make_run_dir(out, f"study-{study.name}", inputs=study.inputs())
+    """Run (or resume) ``study`` into ``out``; return its rows, table, figures and summary.
+
+    A study object built in Python records no reproducible call (``transferlab rerun`` refuses it); the
+    :func:`study` verb records one.
+    """
+    with _study_run(study.name, None, {}, out, study.inputs(), restart) as run:
+        return _run_in(study, run, progress=progress, restart=restart)
+
+
+def _study_run(name: str, verb: str | None, call: dict[str, Any], out, inputs, restart: bool) -> Run:
+    """The study's :class:`Run`; a folder with earlier results is entered as a resumed run, so its
+    ``config.json`` is only rewritten once the settings are known to match (:func:`_run_in`)."""
+    resuming = out is not None and not restart and (Path(out).expanduser() / RESULTS_FILE).is_file()
+    return Run(f"study {name}", verb, call, out, inputs=inputs, resume=resuming)  # type: ignore[arg-type]
+
+
+def _run_in(study: Study, run: Run, *, progress: bool, restart: bool) -> StudyResult:
+    out = run.out
     config = study.config()
     digest = fingerprint(config)
     results_path = out / RESULTS_FILE
@@ -93,30 +154,50 @@ def run_study(study: Study, out: Path | str | None, *, progress: bool = True, re
     keys = [c.key for c in conditions]
     if len(set(keys)) != len(keys):
         raise ConfigError(f"study {study.name} has repeated conditions ({', '.join(keys)}); list each once")
-    write_config(out, {"command": f"study {study.name}", **config, "fingerprint": digest})
+    device = getattr(getattr(study, "extraction", None), "device", None)
+    resolved = {}
+    if device is not None:
+        from .._utils import resolve_device
+
+        resolved["resolved_device"] = str(resolve_device(device))
+    run.resume = False  # the settings match the folder's results (or there are none): write config.json
+    run.record(**config, fingerprint=digest, **resolved)
     if restart or not results_path.exists():
         _write_line(results_path, {"fingerprint": digest, "study": study.name}, mode="w")
     todo = [c for c in conditions if c.key not in done]
+    run.log.info("study %s: %d conditions, %d to run, %d resumed", study.name, len(keys), len(todo),
+                 len(keys) - len(todo))
     evaluated = 0
     with progress_bar(len(todo), f"study {study.name}", enabled=progress and bool(todo), unit="cond") as advance:
         for condition in todo:
             row = _evaluate_measured(study, condition)
             _write_line(results_path, row)
+            run.log.info("condition %s done in %.1f s", condition.key, row["seconds"])
             done[condition.key] = row
             evaluated += 1
             advance(1)
     rows = [done[key] for key in keys]
     table = write_table(rows, out, study.name)
-    figures = study.figures(rows, out)
-    summary = study.summary(rows, out)
+    from ..training import seeded
+
+    with seeded(study.seed):  # a summary may fit again (the C study's test rows): seeded, in a fork
+        figures = study.figures(rows, out)
+        summary = study.summary(rows, out)
     write_json(out / "summary.json", {"study": study.name, "conditions": len(rows), **summary,
                                       "table": table[0].name, "figures": [p.name for p in figures]})
     return StudyResult(out, rows, table, figures, summary, evaluated)
 
 
 def _evaluate_measured(study: Study, condition: Condition) -> dict[str, Any]:
-    """Evaluate one condition under a fixed global seed, with its time and memory."""
-    seed_everything(study.seed)  # LinearSVC draws its liblinear seed from NumPy's global RNG
+    """Evaluate one condition under a fixed seed (in a fork: the caller's random state is left as it was), with its
+    time and memory."""
+    from ..training import seeded
+
+    with seeded(study.seed):  # LinearSVC draws its liblinear seed from NumPy's global RNG
+        return _evaluate_timed(study, condition)
+
+
+def _evaluate_timed(study: Study, condition: Condition) -> dict[str, Any]:
     tracing = not tracemalloc.is_tracing()
     if tracing:
         tracemalloc.start()
