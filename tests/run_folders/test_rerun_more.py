@@ -190,3 +190,15 @@ def test_the_inspection_commands_keep_their_one_line_errors_and_leave_no_folder(
                              "--out", str(tmp_path / "typo")], capsys)
     assert code == 2 and err.startswith("error: ") and err.count("\n") == 1
     assert not (tmp_path / "typo").exists()
+
+
+def test_rerun_reproduces_study_finetune(digits, tmp_path):
+    from transferlab.finetune.study import study_finetune
+
+    common = dict(backbones=["digits_cnn"], weights="none", freezes=["none"], augments=["none"], svm=False, epochs=1,
+                  batch_size=16, test_fraction=0.3, device="cpu", workers=0)
+    first = study_finetune(digits, out=tmp_path / "a", **common)
+    _assert_run_folder(tmp_path / "a", "transferlab.finetune.study:study_finetune")
+    again = rerun(tmp_path / "a", tmp_path / "b")
+    keys = ("backbone", "method", "freeze", "augment", "best_epoch", "val_accuracy", "test_accuracy")
+    assert [{k: r[k] for k in keys} for r in again["rows"]] == [{k: r[k] for k in keys} for r in first["rows"]]
