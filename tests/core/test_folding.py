@@ -53,3 +53,23 @@ def test_training_mode_and_untraceable_models_are_returned_unchanged():
     model = Untraceable()
     assert fold_batch_norm(model) is model  # training mode
     assert fold_batch_norm(model.eval()) is model
+
+
+def test_extraction_leaves_the_callers_network_as_it_was(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from transferlab.features import extract_features
+
+    backbone = load_backbone("resnet18", "none", seed=0)
+    before = {k: v.clone() for k, v in backbone.model.state_dict().items()}
+    paths = []
+    for i in range(2):
+        paths.append(tmp_path / f"{i}.png")
+        Image.fromarray(np.random.default_rng(i).integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(paths[-1])
+    extract_features(paths, backbone, ["layer2", "pre_logits"], use_cache=False, progress=False, workers=0)
+    after = backbone.model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    convs = [m for m in backbone.model.modules() if isinstance(m, nn.Conv2d)]
+    assert all(c.weight.is_contiguous() for c in convs)  # not switched to channels-last under the caller
+    assert count_batch_norms(backbone.model) == 20

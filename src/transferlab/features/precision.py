@@ -60,9 +60,11 @@ def prepare_input(x: torch.Tensor, precision: str, device: torch.device) -> torc
 
 def prepare_model(model: torch.nn.Module, precision: str, device: torch.device) -> torch.nn.Module:
     """The eval-mode module to run: batch norm folded into convolutions, channels-last (cpu/cuda), and
-    for bf16/fp16 a half-precision copy (``model``'s own weights stay float32)."""
+    for bf16/fp16 a half-precision copy. ``model``'s own parameters are never changed: a module whose
+    weights would change dtype or memory format is a copy (the folded convolutions are new already)."""
     folded = fold_batch_norm(model)
-    if precision != "fp32":
+    channels_last = device.type in ("cpu", "cuda")
+    if precision != "fp32" or channels_last:
         folded = copy.deepcopy(folded).to(_dtype(precision))
     folded.eval()  # a deep-copied FX GraphModule comes back in training mode: dropout would be live
-    return folded.to(memory_format=torch.channels_last) if device.type in ("cpu", "cuda") else folded
+    return folded.to(memory_format=torch.channels_last) if channels_last else folded
