@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import random
 import tempfile
@@ -88,9 +89,24 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
+def _strict(value: Any) -> Any:
+    """``value`` with every non-finite float (NaN, ±inf) as None: JSON has no such numbers."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, np.floating):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, np.ndarray):
+        return _strict(value.tolist())
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict(v) for v in value]
+    return value
+
+
 def to_json(obj: Any) -> str:
-    """JSON text with NumPy scalars/arrays and paths converted."""
-    return json.dumps(obj, indent=2, default=_json_default, sort_keys=False)
+    """Strict JSON text (non-finite numbers become null) with NumPy scalars/arrays and paths converted."""
+    return json.dumps(_strict(obj), indent=2, default=_json_default, sort_keys=False, allow_nan=False)
 
 
 def write_json(path: Path, obj: Any) -> None:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
 from . import __version__
-from ._utils import write_json
+from ._utils import atomic_write_bytes, write_json
 from .errors import ConfigError, TransferlabError
 
 
@@ -130,10 +131,14 @@ class Run:
         existed = self._out is not None and Path(self._out).expanduser().exists()
         self.out = make_run_dir(self._out, self.command.replace(" ", "-"), inputs=self._inputs)
         self._created = not existed
+        # what a finished run in this folder said of itself, put back if this call stops on a user error
+        self._previous = {name: (self.out / name).read_bytes() for name in ("config.json", "status.json")
+                          if (self.out / name).is_file()}
         self.log = attach_log(self.out)
         self.log.info("transferlab %s: %s%s", __version__, self.command, " (resumed)" if self.resume else "")
         self._start, self._started = time.perf_counter(), _dt.datetime.now().isoformat(timespec="seconds")
-        self.config = {"command": self.command, "call": {"verb": self.verb, "args": self.args},
+        self.config = {"command": self.command, "call": {"verb": self.verb, "args": self.args,
+                                                          "cwd": str(Path.cwd())},
                        "versions": library_versions()}
         if not self.resume:
             write_config(self.out, self.config)
@@ -160,8 +165,12 @@ class Run:
             self._status(status, seconds=seconds, error=f"{type(exc).__name__}: {message}")
             self.log.error("%s after %.1f s: %s", status, seconds, message)
         detach_log(self.out)
-        if exc is not None and isinstance(exc, TransferlabError) and self._created:
-            self._remove_if_only_ours()  # a user error (a typo) leaves no folder behind
+        if exc is not None and isinstance(exc, TransferlabError):
+            if self._created:
+                self._remove_if_only_ours()  # a user error (a typo) leaves no folder behind
+            else:  # a refused call into an existing run leaves that run's description as it was
+                for name, data in self._previous.items():
+                    atomic_write_bytes(self.out / name, data)
         return False
 
     def _remove_if_only_ours(self) -> None:
@@ -198,6 +207,7 @@ def rerun(run_dir: Path | str, out: Path | str | None = None) -> Any:
     ``runs/<command>-<time>``); returns what the library verb returns. The same inputs give the same results:
     every random choice of a run is seeded by its recorded options."""
     import importlib
+    import inspect
     import json
 
     run_dir = Path(run_dir)
@@ -217,5 +227,24 @@ def rerun(run_dir: Path | str, out: Path | str | None = None) -> Any:
     module, _, name = call["verb"].partition(":")
     if not module.startswith("transferlab."):
         raise ConfigError(f"{path} names the verb {call['verb']!r}, which is not transferlab's; refusing to run it")
-    verb = getattr(importlib.import_module(module), name)
-    return verb(**call.get("args", {}), out=out)
+    try:
+        verb = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        raise ConfigError(f"{path} names the verb {call['verb']!r}, which this transferlab does not have; run the "
+                          "command again instead") from None
+    args = dict(call.get("args") or {})
+    # relative paths in the call meant the folder it was started from; the new --out means this one
+    out = Path(out).expanduser().resolve() if out is not None else \
+        Path.cwd() / "runs" / f"{run_dir.resolve().name}-rerun-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S-%f')}"
+    try:
+        inspect.signature(verb).bind(**args, out=out)
+    except TypeError as exc:
+        raise ConfigError(f"{path} records arguments {call['verb']} does not take ({exc}); run the command "
+                          "again instead") from None
+    cwd, previous = call.get("cwd"), Path.cwd()
+    try:
+        if cwd and Path(cwd).is_dir():
+            os.chdir(cwd)
+        return verb(**args, out=out)
+    finally:
+        os.chdir(previous)

@@ -191,6 +191,9 @@ def test_predict_command(digits_small, tmp_path):
 def test_run_option_errors(digits_small, tmp_path):
     with pytest.raises(ConfigError, match="--C must be a positive number or 'auto'; got 'big'"):
         run_linear(digits_small, tmp_path / "x", **FAST, C="big")
+    with pytest.raises(ConfigError, match="--C must be a positive finite number or 'auto'; got 'inf'"):
+        run_linear(digits_small, tmp_path / "x", **FAST, C="inf")
+    assert not (tmp_path / "x").exists()  # refused before any work, nothing left behind
     with pytest.raises(ConfigError, match="unknown classifier 'tree'"):
         run_linear(digits_small, tmp_path / "y", **FAST, classifier="tree", train_per_class=10, use_cache=False)
     with pytest.raises(ConfigError, match="--pca 500 is more than"):

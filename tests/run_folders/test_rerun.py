@@ -117,3 +117,61 @@ def test_the_rerun_command(digits, tmp_path, capsys):
     assert again["accuracy"] == first["accuracy"]
     code, _, err = run_main(["rerun", str(tmp_path / "nothing")], capsys)
     assert code == 2 and err.startswith("error: ") and "has no config.json" in err and err.count("\n") == 1
+
+
+def test_a_refused_call_into_a_finished_run_leaves_its_description_as_it_was(digits, tmp_path, capsys):
+    from tests_helpers import run_main
+
+    run_linear(digits, tmp_path / "run", _options(tmp_path))
+    config, status = ((tmp_path / "run" / name).read_bytes() for name in ("config.json", "status.json"))
+    code, _, err = run_main(["run", str(digits), "-b", "digits_cnn", "-w", "none", "-l", "bogus", "-o",
+                             str(tmp_path / "run")], capsys)
+    assert code == 2 and "unknown layer 'bogus'" in err
+    assert (tmp_path / "run" / "config.json").read_bytes() == config
+    assert (tmp_path / "run" / "status.json").read_bytes() == status
+
+
+def test_rerun_from_another_folder_resolves_the_paths_of_the_call(digits, tmp_path, monkeypatch):
+    monkeypatch.chdir(digits.parent)
+    first = run_linear(digits.name, tmp_path / "first", _options(tmp_path))  # a relative data path
+    monkeypatch.chdir(tmp_path)
+    again = rerun(tmp_path / "first")
+    assert again["accuracy"] == first["accuracy"]
+    assert any(p.name.startswith("first-rerun-") for p in (tmp_path / "runs").iterdir())
+
+
+def test_rerun_of_a_call_this_transferlab_cannot_make_is_one_line(tmp_path):
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "config.json").write_text(json.dumps(
+        {"call": {"verb": "transferlab.pipeline:extract_dataset", "args": {"data": "x", "colour": "red"}}}))
+    with pytest.raises(ConfigError, match="records arguments .* does not take"):
+        rerun(tmp_path / "r")
+    (tmp_path / "r" / "config.json").write_text(json.dumps({"call": {"verb": "transferlab.nothing:here"}}))
+    with pytest.raises(ConfigError, match="which this transferlab does not have"):
+        rerun(tmp_path / "r")
+
+
+def test_every_json_written_is_strict(tmp_path):
+    import math
+
+    import numpy as np
+
+    from transferlab._utils import write_json
+
+    write_json(tmp_path / "x.json", {"a": math.nan, "b": [np.float32("inf"), 1.5], "c": np.array([np.nan, 2.0])})
+    text = (tmp_path / "x.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text) == {"a": None, "b": [None, 1.5], "c": [None, 2.0]}
+
+
+def test_a_damaged_model_description_is_one_model_file_error(digits, tmp_path):
+    from transferlab.classify import load_model
+    from transferlab.errors import ModelFileError
+
+    run_linear(digits, tmp_path / "run", _options(tmp_path))
+    meta_path = tmp_path / "run" / "model" / "model.json"
+    meta = json.loads(meta_path.read_text())
+    for damage in ({"preprocessing": {}}, {"classes": 3}, {"kind": ["x"]}, {"backbone": 5}):
+        meta_path.write_text(json.dumps({**meta, **damage}))
+        with pytest.raises(ModelFileError):
+            load_model(tmp_path / "run" / "model")

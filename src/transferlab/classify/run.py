@@ -6,8 +6,9 @@ the test split is scored once, at the end, and never used for a choice.
 
 from __future__ import annotations
 
+import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +42,8 @@ def parse_C(value: str | float) -> float | str:
         C = float(value)
     except ValueError:
         raise ConfigError(f"--C must be a positive number or 'auto'; got {value!r}") from None
-    if not C > 0:
-        raise ConfigError(f"--C must be a positive number or 'auto'; got {value!r}")
+    if not (C > 0 and math.isfinite(C)):
+        raise ConfigError(f"--C must be a positive finite number or 'auto'; got {value!r}")
     return C
 
 
@@ -82,11 +83,13 @@ def run_linear(data: Path | str, out: Path | str | None = None, extraction: Extr
         extraction = ExtractionOptions(**extraction)
     if isinstance(linear, dict):
         linear = LinearOptions(**{**linear, "c_grid": tuple(linear.get("c_grid", DEFAULT_C_GRID))})
-    extraction = extraction or ExtractionOptions(**{k: v for k, v in kwargs.items()
-                                                    if k in ExtractionOptions.__dataclass_fields__})
+    # copies: the caller's option objects are never changed
+    extraction = replace(extraction) if extraction else ExtractionOptions(
+        **{k: v for k, v in kwargs.items() if k in ExtractionOptions.__dataclass_fields__})
     if "layer" in kwargs and kwargs["layer"]:
         extraction.layers = [kwargs["layer"]]
-    linear = linear or LinearOptions(**{k: v for k, v in kwargs.items() if k in LinearOptions.__dataclass_fields__})
+    linear = replace(linear) if linear else LinearOptions(
+        **{k: v for k, v in kwargs.items() if k in LinearOptions.__dataclass_fields__})
     if linear.C != "auto":
         linear.C = parse_C(linear.C)
     if linear.repeats < 1:

@@ -78,11 +78,15 @@ def load_model(folder: Path | str) -> SavedModel:
     """Load any saved transferlab model folder, whatever its kind."""
     meta, _ = read_model_folder(folder)
     kind = meta.get("kind")
-    if kind not in KINDS:
+    if not isinstance(kind, str) or kind not in KINDS:
         raise ModelFileError(f"{folder} holds a model of unknown kind {kind!r}; this transferlab reads "
                              f"{', '.join(KINDS)}")
     module, _, name = KINDS[kind].partition(":")
-    return getattr(importlib.import_module(module), name).load(folder)
+    try:
+        return getattr(importlib.import_module(module), name).load(folder)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:  # a damaged model.json
+        raise ModelFileError(f"{folder}/model.json does not describe a {kind} model this transferlab can rebuild "
+                             f"({type(exc).__name__}: {' '.join(str(exc).split())}); re-create the model") from None
 
 
 def submodule(root: nn.Module | None, dotted_path: str, what: str) -> nn.Module:

@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
         remove_unused_run_dirs()
         if debug:
             raise
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"error: {' '.join(str(exc).split())}", err=True)  # always one line
         raise SystemExit(2) from None
     except KeyboardInterrupt:
         typer.echo("interrupted: finished work is saved; run the same command again to resume", err=True)
