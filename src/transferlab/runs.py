@@ -131,9 +131,11 @@ class Run:
         existed = self._out is not None and Path(self._out).expanduser().exists()
         self.out = make_run_dir(self._out, self.command.replace(" ", "-"), inputs=self._inputs)
         self._created = not existed
-        # what a finished run in this folder said of itself, put back if this call stops on a user error
+        # what a run already in this folder said of itself, put back if this call stops on a user error
+        # before changing anything else there
         self._previous = {name: (self.out / name).read_bytes() for name in ("config.json", "status.json")
                           if (self.out / name).is_file()}
+        self._contents = self._snapshot()
         self.log = attach_log(self.out)
         self.log.info("transferlab %s: %s%s", __version__, self.command, " (resumed)" if self.resume else "")
         self._start, self._started = time.perf_counter(), _dt.datetime.now().isoformat(timespec="seconds")
@@ -168,10 +170,16 @@ class Run:
         if exc is not None and isinstance(exc, TransferlabError):
             if self._created:
                 self._remove_if_only_ours()  # a user error (a typo) leaves no folder behind
-            else:  # a refused call into an existing run leaves that run's description as it was
+            elif self._snapshot() == self._contents:  # refused before any work: the run there is as it was
                 for name, data in self._previous.items():
                     atomic_write_bytes(self.out / name, data)
         return False
+
+    def _snapshot(self) -> dict[str, tuple[int, int]]:
+        """Size and modification time of every file in the folder but the three this class writes."""
+        ours = {"config.json", "status.json", "log.txt"}
+        return {str(p.relative_to(self.out)): (p.stat().st_size, p.stat().st_mtime_ns)
+                for p in self.out.rglob("*") if p.is_file() and p.relative_to(self.out).as_posix() not in ours}
 
     def _remove_if_only_ours(self) -> None:
         ours = {"config.json", "status.json", "log.txt"}

@@ -175,3 +175,13 @@ def test_a_damaged_model_description_is_one_model_file_error(digits, tmp_path):
         meta_path.write_text(json.dumps({**meta, **damage}))
         with pytest.raises(ModelFileError):
             load_model(tmp_path / "run" / "model")
+
+
+def test_a_call_that_changed_an_existing_run_before_failing_says_failed(tmp_path):
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "status.json").write_text('{"status": "done"}')
+    with pytest.raises(ConfigError):
+        with Run("run", "transferlab.classify.run:run_linear", {}, tmp_path / "r") as run:
+            (run.out / "checkpoint.pt").write_text("trained further")
+            raise ConfigError("loss went NaN")
+    assert json.loads((tmp_path / "r" / "status.json").read_text())["status"] == "failed"
