@@ -86,12 +86,16 @@ def test_parse_freeze_forms_and_errors():
 def test_up_to_errors_name_the_valid_layers():
     bb = load_backbone("resnet18", weights="none")
     replace_head(bb.model, bb.spec, 3)
-    with pytest.raises(ConfigError, match="'layer5' is not a module of resnet18.*layer1, layer2"):
+    with pytest.raises(ConfigError, match=r"up-to:layer5: unknown layer 'layer5' for resnet18; expected one of "
+                                          r"conv1, pool1, layer1, layer2"):  # the one layer reference's message
         apply_freeze(bb.model, bb.spec, "up-to:layer5")
     with pytest.raises(ConfigError, match="function in the graph"):
         apply_freeze(bb.model, bb.spec, "up-to:pre_logits")  # torch.flatten, not a module
     with pytest.raises(ConfigError, match="would freeze the new head"):
         apply_freeze(bb.model, bb.spec, "up-to:fc")
+    digits = load_backbone("digits_cnn", weights="none")
+    with pytest.raises(ConfigError, match=r"a composite cell is a feature layer.*\(relu5 or fc1\)"):
+        apply_freeze(digits.model, digits.spec, "up-to:relu5>fc1")
 
 
 def test_discriminative_learning_rates_are_parameter_groups():

@@ -53,15 +53,26 @@ def parse_freeze(text: str | FreezePolicy) -> FreezePolicy:
 
 
 def _layer_module_path(model: nn.Module, spec: BackboneSpec, layer: str) -> str:
+    """The module ``up-to:LAYER`` names, through the registry's one layer reference (a cut point, graph node
+    or module path); a function node or a composite cell is no point to freeze up to."""
+    from ..backbones import resolve_layer
+
     modules = dict(model.named_modules())
-    if layer in spec.cut_points and spec.cut_points[layer] in modules:
-        return spec.cut_points[layer]
-    if layer in modules and layer:
+    if layer not in spec.cut_points and layer in modules and layer:
         return layer
-    usable = [name for name, node in spec.cut_points.items() if node in modules]
-    hint = " (it is a function in the graph, not a module)" if layer in spec.cut_points else ""
-    raise ConfigError(f"--freeze up-to:{layer}: {layer!r} is not a module of {spec.name}{hint}; expected one of "
-                      f"{', '.join(usable)} or a dotted module path.{did_you_mean(layer, usable)}")
+    try:
+        ref = resolve_layer(spec, layer, shape=False)
+    except ConfigError as error:
+        raise ConfigError(f"--freeze up-to:{layer}: {error}") from None
+    if ref.composite:
+        raise ConfigError(f"--freeze up-to:{layer}: a composite cell is a feature layer, not a point in the "
+                          f"network; freeze up to one of its parts ({ref.parts[0].name} or {ref.parts[1].name})")
+    if ref.module is None or ref.module not in modules:
+        usable = [name for name, node in spec.cut_points.items() if node in modules]
+        raise ConfigError(f"--freeze up-to:{layer}: {layer!r} is not a module of {spec.name} (it is a function "
+                          f"in the graph, not a module); expected one of {', '.join(usable)} or a dotted module "
+                          f"path.{did_you_mean(layer, usable)}")
+    return ref.module
 
 
 def frozen_parameter_names(model: nn.Module, spec: BackboneSpec, policy: FreezePolicy | str) -> set[str]:
