@@ -24,7 +24,7 @@ from .._progress import progress_bar
 from .._utils import file_digest, resolve_device
 from ..backbones import Backbone, make_taps
 from ..data import DEFAULT_MAX_PIXELS, ImagePathDataset, collate_skipping, image_transform
-from ..errors import ConfigError, DataError
+from ..errors import CacheError, ConfigError, DataError
 from .cache import CacheEntry, CachedFeatures, default_cache_dir
 from .pooling import check_pooling, l2_normalize, pool, pooled_size
 from .precision import autocast, check_precision, prepare_input, prepare_model
@@ -91,17 +91,20 @@ def extract_features(
         digests = [file_digest(p) for p in paths]
         entries = {layer: CacheEntry(root, _description(backbone, layer, pooling, l2, precision), digests)
                    for layer in layers}
-        todo = {layer: e for layer, e in entries.items() if not e.is_complete()}
+        loaded: dict[str, CachedFeatures] = {}
+        for layer, entry in entries.items():  # a damaged entry is warned about and recomputed
+            cached = entry.load() if entry.is_complete() else None
+            if cached is not None:
+                loaded[layer] = cached
+        todo = {layer: e for layer, e in entries.items() if layer not in loaded}
         n_forward = 0
         if todo:  # a full cache hit needs neither the network nor its shapes
-            n_forward = _run_missing_shards(paths, backbone, todo, pooling, l2, batch_size, torch_device, workers,
-                                            precision, progress, max_pixels, max_feature_gb)
-        n_shards = math.ceil(len(paths) / SHARD_SIZE)
-        loaded = {layer: (e.finalize(n_shards) if layer in todo else e.load()) for layer, e in entries.items()}
+            n_forward = _extract_missing(paths, backbone, todo, loaded, pooling, l2, batch_size, torch_device,
+                                         workers, precision, progress, max_pixels, max_feature_gb)
 
     first: CachedFeatures = loaded[layers[0]]
     kept = np.flatnonzero(first.ok)
-    features = {layer: c.features[kept] for layer, c in loaded.items()}
+    features = {layer: loaded[layer].features[kept] for layer in layers}
     failures = [(str(paths[i]), reason) for i, reason in sorted(first.failures.items())]
     return ExtractionResult(features, kept, failures, n_forward, time.perf_counter() - start,
                             {layer: e.key for layer, e in entries.items()})
@@ -139,25 +142,107 @@ def _shard_batches(n: int, missing: list[int], batch_size: int) -> list[list[int
     return batches
 
 
-def _run_missing_shards(paths, backbone, todo: dict[str, CacheEntry], pooling, l2, batch_size, device, workers,
-                        precision, progress, max_pixels, max_feature_gb) -> int:
+MAX_ROUNDS = 3
+
+
+def _extract_missing(paths, backbone, todo: dict[str, CacheEntry], loaded: dict[str, CachedFeatures], pooling, l2,
+                     batch_size, device, workers, precision, progress, max_pixels, max_feature_gb) -> int:
+    """Compute the missing shards of ``todo`` and finalise each entry into ``loaded``; a round again for the
+    shards found damaged (or left by a process that died) when finalising."""
     n = len(paths)
     n_shards = math.ceil(n / SHARD_SIZE)
-    missing = [s for s in range(n_shards) if not all(e.has_shard(s) for e in todo.values())]
-    batches = _shard_batches(n, missing, batch_size)
-    dataset = ImagePathDataset(paths, transform=image_transform(backbone.preprocessing), max_pixels=max_pixels)
-    workers = default_workers() if workers is None else workers
-    loader = DataLoader(dataset, batch_sampler=batches, num_workers=workers, collate_fn=collate_skipping,
-                        pin_memory=device.type == "cuda")
     # the tap service traces its own module: the caller's network keeps its modules and flags
     taps = prepare_model(make_taps(backbone.spec, backbone.model.to(device), list(todo)).eval(), precision, device)
     dims = _check_memory(taps, backbone, precision, device, pooling, n, max_feature_gb)
+    workers = default_workers() if workers is None else workers
+    n_forward = 0
+    todo = dict(todo)
+    for _ in range(MAX_ROUNDS):
+        n_forward += _run_missing_shards(paths, backbone, taps, dims, todo, pooling, l2, batch_size, device,
+                                         workers, precision, progress, max_pixels)
+        for layer, entry in list(todo.items()):
+            done = entry.finalize(n_shards, SHARD_SIZE, dims[layer])
+            if done is not None:
+                loaded[layer] = done
+                del todo[layer]
+        if not todo:
+            return n_forward
+    raise CacheError(f"feature cache entries {', '.join(str(e.folder) for e in todo.values())} could not be "
+                     f"completed after {MAX_ROUNDS} rounds (shards damaged again and again); pass --no-cache")
+
+
+def _needed(todo: dict[str, CacheEntry], shard: int) -> list[str]:
+    # has_shard before is_complete: a shard vanishes only when its entry has been completed
+    return [layer for layer, e in todo.items() if not e.has_shard(shard) and not e.is_complete()]
+
+
+def _claim(todo: dict[str, CacheEntry], shard: int, blocking: bool) -> dict[str, int] | None:
+    """This shard's lock in every entry of ``todo`` (in key order), or None if another process holds one."""
+    held: dict[str, int] = {}
+    for layer, entry in sorted(todo.items(), key=lambda item: item[1].key):
+        fd = entry.try_lock(shard, blocking)
+        if fd is None:
+            _unclaim(todo, shard, held)
+            return None
+        held[layer] = fd
+    return held
+
+
+def _unclaim(todo: dict[str, CacheEntry], shard: int, held: dict[str, int]) -> None:
+    for layer, fd in held.items():
+        todo[layer].unlock(fd, shard)
+
+
+def _run_missing_shards(paths, backbone, taps, dims, todo: dict[str, CacheEntry], pooling, l2, batch_size, device,
+                        workers, precision, progress, max_pixels) -> int:
+    """Compute every shard missing from an entry of ``todo``. A shard is computed by the process holding its
+    lock; the shards another process holds are waited for and then computed here only if still missing."""
+    n = len(paths)
+    n_shards = math.ceil(n / SHARD_SIZE)
+    pending = [s for s in range(n_shards) if _needed(todo, s)]
+    n_forward = 0
+    dataset = ImagePathDataset(paths, transform=image_transform(backbone.preprocessing), max_pixels=max_pixels)
+    while pending:
+        claims: dict[int, dict[str, int]] = {}
+        needed: dict[int, list[str]] = {}
+        deferred: list[int] = []
+
+        def batches():  # claims lazily, in the main process, as the loader asks for indices
+            for shard in pending:
+                held = _claim(todo, shard, blocking=False)
+                if held is None:
+                    deferred.append(shard)
+                    continue
+                layers = _needed(todo, shard)  # looked at again, now that no other process can write it
+                if not layers:
+                    _unclaim(todo, shard, held)
+                    continue
+                claims[shard], needed[shard] = held, layers
+                yield from _shard_batches(n, [shard], batch_size)
+
+        try:
+            n_forward += _compute(dataset, batches(), n, taps, dims, todo, claims, needed, pooling, l2, device,
+                                  workers, precision, progress, backbone.name,
+                                  sum(min(n, (s + 1) * SHARD_SIZE) - s * SHARD_SIZE for s in pending))
+        finally:
+            for shard, held in claims.items():
+                _unclaim(todo, shard, held)
+        for shard in deferred:  # wait for the process computing it (or for the OS to release a dead one's lock)
+            held = _claim(todo, shard, blocking=True)
+            _unclaim(todo, shard, held or {})
+        pending = [s for s in deferred if _needed(todo, s)]
+    return n_forward
+
+
+def _compute(dataset, batch_iter, n, taps, dims, todo, claims, needed, pooling, l2, device, workers, precision,
+             progress, name, total) -> int:
+    loader = DataLoader(dataset, batch_sampler=_Batches(batch_iter), num_workers=workers,
+                        collate_fn=collate_skipping, pin_memory=device.type == "cuda")
     buffers: dict[str, dict[int, np.ndarray]] = {layer: {} for layer in todo}
     failures: dict[int, str] = {}
-    shard_done = {s: 0 for s in missing}
+    shard_done: dict[int, int] = {}
     n_forward = 0
-    with progress_bar(sum(len(b) for b in batches), f"extract {backbone.name}", progress) as advance, \
-            torch.inference_mode():
+    with progress_bar(total, f"extract {name}", progress) as advance, torch.inference_mode():
         for x, _, indices, failed in loader:
             failures.update(failed)
             count = len(failed)
@@ -165,6 +250,8 @@ def _run_missing_shards(paths, backbone, todo: dict[str, CacheEntry], pooling, l
                 with autocast(precision, device):
                     outputs = taps(prepare_input(x.to(device, non_blocking=True), precision, device))
                 for layer, output in outputs.items():
+                    if layer not in buffers:
+                        continue
                     vectors = pool(output, pooling)
                     vectors = l2_normalize(vectors) if l2 else vectors
                     for index, row in zip(indices.tolist(), vectors.cpu().numpy()):
@@ -172,11 +259,27 @@ def _run_missing_shards(paths, backbone, todo: dict[str, CacheEntry], pooling, l
                 count += len(indices)
                 n_forward += len(indices)
             shard = (indices[0].item() if x is not None else failed[0][0]) // SHARD_SIZE
-            shard_done[shard] += count
+            shard_done[shard] = shard_done.get(shard, 0) + count
             advance(count)
             if shard_done[shard] == min(n, (shard + 1) * SHARD_SIZE) - shard * SHARD_SIZE:
-                _save_shard(shard, n, todo, dims, buffers, failures)
+                _save_shard(shard, n, {layer: todo[layer] for layer in needed[shard]}, dims, buffers, failures)
+                for layer in todo:  # layers that did not need this shard
+                    for i in range(shard * SHARD_SIZE, min(n, (shard + 1) * SHARD_SIZE)):
+                        buffers[layer].pop(i, None)
+                held = claims.pop(shard)
+                for layer, fd in held.items():
+                    todo[layer].unlock(fd, shard)
     return n_forward
+
+
+class _Batches:
+    """A batch sampler over a lazy iterator of index lists (the DataLoader asks no length of it)."""
+
+    def __init__(self, iterator) -> None:
+        self.iterator = iterator
+
+    def __iter__(self):
+        return iter(self.iterator)
 
 
 def _save_shard(shard: int, n: int, todo: dict[str, CacheEntry], dims: dict[str, int], buffers,
@@ -189,4 +292,8 @@ def _save_shard(shard: int, n: int, todo: dict[str, CacheEntry], dims: dict[str,
         for row, i in enumerate(indices):
             if i in buffers[layer]:
                 block[row] = buffers[layer].pop(i)
+        if not np.isfinite(block).all():
+            raise DataError(f"{layer}: the network gave non-finite features for images "
+                            f"{shard * SHARD_SIZE}-{indices[-1]}; they are refused (not cached). Check the "
+                            "weights, or use --precision fp32")
         entry.save_shard(shard, block, ok, shard_failures)
