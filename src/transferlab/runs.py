@@ -38,10 +38,40 @@ def make_run_dir(out: Path | str | None, command: str, inputs: tuple[Path | str,
                 f"output folder {out} is inside the input folder {source}; transferlab never writes "
                 "into data folders: choose --out elsewhere"
             )
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file, not a folder; choose a folder for the run's outputs")
     missing = [p for p in (out, *out.parents) if not p.exists()]
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        _CREATED.extend(p for p in reversed(missing) if p.is_dir())
+        raise ConfigError(f"--out {out} cannot be created ({_os_reason(exc)}); choose a folder you can "
+                          "write to") from None
     _CREATED.extend(reversed(missing))
+    _check_writable(out)
     return out
+
+
+def _check_writable(folder: Path) -> None:
+    """Create and remove a probe file in ``folder``: an unwritable --out stops before any work."""
+    import tempfile
+
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".transferlab-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ConfigError(f"--out {folder} is not writable ({_os_reason(exc)}); choose a folder you can write "
+                          "to") from None
+
+
+def _os_reason(exc: OSError) -> str:
+    """``permission denied``, ``read-only file system``... : the OS's words for an error, on one line."""
+    import errno
+
+    if exc.errno is not None and exc.strerror:
+        return f"{errno.errorcode.get(exc.errno, exc.errno)}: {exc.strerror.lower()}"
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def remove_unused_run_dirs() -> None:

@@ -16,6 +16,7 @@ from torch import nn
 
 from ..backbones import Preprocessing
 from ..classify.model_file import read_model_folder, write_model_folder
+from ..classify.saved import check_tensors
 from ..errors import ConfigError, ModelFileError
 from .models import DANN, GANIN, build_dann
 
@@ -47,6 +48,13 @@ class DannModel:
     @classmethod
     def load(cls, folder: Path | str) -> "DannModel":
         meta, tensors = read_model_folder(folder, kind=KIND)
+        heads = sorted((k.removesuffix(".weight") for k in tensors  # the last Linear of the label head
+                        if k.startswith("label_head.") and k.endswith(".weight") and tensors[k].ndim == 2),
+                       key=lambda k: [int(p) if p.isdigit() else 0 for p in k.split(".")[1:]])
+        if not isinstance(meta.get("classes"), list):
+            raise ModelFileError(f"{folder}/model.json lists no classes; re-create it with `transferlab adapt`")
+        check_tensors(folder, tensors, len(meta["classes"]), head=heads[-1] if heads else None,
+                      fix="re-create it with `transferlab adapt`")
         try:
             dann, rebuilt_preprocessing, _ = build_dann(
                 meta["backbone"], len(meta["classes"]), weights="none", layer=meta.get("layer"),

@@ -2,6 +2,12 @@
 
 ``metrics.json`` holds accuracy, balanced accuracy, per-class precision/recall/F1/support, the confusion
 matrix (rows = true class, columns = predicted) and whatever the caller adds (times, sizes, chosen C).
+
+File and class names are whatever the OS gave (``os.fsdecode``: bytes that are not UTF-8 are lone
+surrogates U+DC80-U+DCFF). The CSVs are written with ``errors="surrogateescape"``, so they hold
+each name's exact bytes (read them back with ``open(path, newline="", errors="surrogateescape")`` and
+``os.fsencode`` gives the file's name again); ``metrics.json`` writes them as JSON ``\\udcXX`` escapes, which
+``json.load`` turns back into the same string.
 """
 
 from __future__ import annotations
@@ -47,13 +53,24 @@ def write_evaluation(out: Path | str, y_true: Sequence[int], y_pred: Sequence[in
     writer.writerow(["true\\predicted", *classes])
     for name, row in zip(classes, matrix):
         writer.writerow([name, *row.tolist()])
-    atomic_write_bytes(out / "confusion_matrix.csv", buffer.getvalue().encode())
-    plot_confusion_matrix(matrix, classes, out / "confusion_matrix.png",
+    atomic_write_bytes(out / "confusion_matrix.csv", _csv_bytes(buffer.getvalue()))
+    plot_confusion_matrix(matrix, [display_name(c) for c in classes], out / "confusion_matrix.png",
                           title=f"accuracy {metrics['accuracy']:.3f}")
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["path", "true", "predicted"])
     for i, (t, p) in enumerate(zip(y_true, y_pred)):
         writer.writerow([paths[i] if paths is not None else i, classes[int(t)], classes[int(p)]])
-    atomic_write_bytes(out / "predictions.csv", buffer.getvalue().encode())
+    atomic_write_bytes(out / "predictions.csv", _csv_bytes(buffer.getvalue()))
     return metrics
+
+
+def _csv_bytes(text: str) -> bytes:
+    """UTF-8, with the undecodable bytes of OS names (lone surrogates) written back as those bytes."""
+    return text.encode("utf-8", errors="surrogateescape")
+
+
+def display_name(name: str) -> str:
+    """``name`` for a figure or a console: each byte that is not UTF-8 shown as ``\\xNN`` (fonts have no glyph
+    for a lone surrogate)."""
+    return str(name).encode("utf-8", errors="surrogateescape").decode("utf-8", errors="backslashreplace")

@@ -150,11 +150,84 @@ class LinearProbeModel:
             if backbone.weights_id != meta["weights_id"]:
                 raise ModelFileError(f"{folder} was trained on weights {meta['weights_id']} but "
                                      f"{backbone.weights_id} were loaded")
+            _check_classifier(folder, list(meta["classes"]), arrays, meta["pca"],
+                              _feature_width(backbone, meta["layer"], meta["pooling"]))
             return cls(backbone, meta["layer"], meta["pooling"], meta["l2"], list(meta["classes"]), classifier,
                        meta["weights"], meta["seed"], meta["classifier"])
+        except ModelFileError:
+            raise
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
             raise ModelFileError(f"{folder} is not a valid transferlab linear model ({exc.__class__.__name__}: "
                                  f"{exc}); re-create it with `transferlab run`") from exc
+
+
+ABSURD = 1e10  # no fitted coefficient, intercept or PCA value comes near this; 1e38 overflows float32 scores
+
+
+def _feature_width(backbone: Backbone, layer: str, pooling: str) -> int | None:
+    """Length of the feature vector ``layer`` + ``pooling`` gives for the model's crop (one zero image through
+    the network up to the layer); None when the layer cannot be run this way (the loader then says why)."""
+    from ..backbones import get_spec
+
+    try:
+        spec = getattr(backbone, "spec", None) or get_spec(backbone.name)
+        crop = backbone.preprocessing.crop_size
+        device = next(backbone.model.parameters()).device
+        taps = make_taps(spec, backbone.model, [layer])
+        was_training = backbone.model.training
+        with torch.no_grad():
+            output = taps.eval()(torch.zeros(1, 3, crop, crop, device=device))[layer]
+            width = int(pool(output, pooling).shape[1])
+        backbone.model.train(was_training)
+        return width
+    except Exception:  # an unknown layer or pooling: refused later with its own message
+        return None
+
+
+def _check_classifier(folder, classes: list[str], arrays: dict[str, np.ndarray], with_pca: bool,
+                      width: int | None) -> None:
+    """Class names against the classifier's rows, its width against the layer's features, finite sane values:
+    a tampered or mismatched model is one ModelFileError, not an IndexError or a silent wrong prediction."""
+    fix = "re-create the model with `transferlab run`"
+    coef, intercept = np.asarray(arrays["coef"]), np.asarray(arrays["intercept"])
+    if coef.ndim != 2 or intercept.ndim != 1:
+        raise ModelFileError(f"{folder}: classifier coefficients of shape {tuple(coef.shape)} and intercept "
+                             f"{tuple(intercept.shape)} are not a linear classifier's; {fix}")
+    rows = 1 if len(classes) == 2 else len(classes)
+    if len(classes) < 2 or coef.shape[0] != rows or intercept.shape[0] != rows:
+        raise ModelFileError(f"{folder}: model.json names {len(classes)} classes but the classifier has "
+                             f"{coef.shape[0]} rows of coefficients and {intercept.shape[0]} intercepts (expected "
+                             f"{rows} for {len(classes)} classes); {fix}")
+    if len(np.asarray(arrays["classes"]).reshape(-1)) != len(classes):
+        raise ModelFileError(f"{folder}: model.json names {len(classes)} classes but the classifier was fitted "
+                             f"on {len(np.asarray(arrays['classes']).reshape(-1))}; {fix}")
+    inputs = width
+    if with_pca:
+        components = np.asarray(arrays["pca.components"])
+        if components.ndim != 2 or np.asarray(arrays["pca.mean"]).shape != (components.shape[1],):
+            raise ModelFileError(f"{folder}: the PCA components {tuple(components.shape)} and mean "
+                                 f"{tuple(np.asarray(arrays['pca.mean']).shape)} do not fit together; {fix}")
+        if width is not None and components.shape[1] != width:
+            raise ModelFileError(f"{folder}: the PCA takes {components.shape[1]} features but the layer gives "
+                                 f"{width}; {fix}")
+        inputs = components.shape[0]
+    if inputs is not None and coef.shape[1] != inputs:
+        raise ModelFileError(f"{folder}: the classifier takes {coef.shape[1]} features but "
+                             f"{'the PCA gives' if with_pca else 'the layer gives'} {inputs}; {fix}")
+    for name, value in arrays.items():
+        if name == "classes" or name.startswith("backbone."):
+            continue
+        value = np.asarray(value, dtype=np.float64)
+        if not np.all(np.isfinite(value)):
+            raise ModelFileError(f"{folder}: the classifier array {name!r} holds NaN or infinite values; {fix}")
+        if value.size and np.abs(value).max() > ABSURD:
+            raise ModelFileError(f"{folder}: the classifier array {name!r} holds values up to "
+                                 f"{np.abs(value).max():.3g}, beyond any fitted model (limit {ABSURD:.0e}); {fix}")
+    for name, value in arrays.items():
+        if name.startswith("backbone.") and np.issubdtype(np.asarray(value).dtype, np.floating) \
+                and not np.all(np.isfinite(value)):
+            raise ModelFileError(f"{folder}: the backbone tensor {name.removeprefix('backbone.')!r} holds NaN or "
+                                 f"infinite values; {fix}")
 
 
 def _head_rows(tensors: dict[str, torch.Tensor], backbone: str) -> int | None:

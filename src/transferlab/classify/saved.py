@@ -89,6 +89,20 @@ def load_model(folder: Path | str) -> SavedModel:
                              f"({type(exc).__name__}: {' '.join(str(exc).split())}); re-create the model") from None
 
 
+def check_tensors(folder: Path | str, tensors: dict, n_classes: int, head: str | None, fix: str) -> None:
+    """Class names against the head's rows and every floating tensor finite: one ModelFileError otherwise
+    (a tampered folder would give an IndexError when the last class wins, or NaN scores, silently)."""
+    if n_classes < 2:
+        raise ModelFileError(f"{folder}/model.json names {n_classes} class(es); a classifier has at least two; {fix}")
+    weight = tensors.get(f"{head}.weight") if head else None
+    if weight is not None and weight.ndim >= 1 and int(weight.shape[0]) != n_classes:
+        raise ModelFileError(f"{folder}: model.json names {n_classes} classes but the head {head!r} has "
+                             f"{int(weight.shape[0])} rows; {fix}")
+    for name, tensor in tensors.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise ModelFileError(f"{folder}: the tensor {name!r} holds NaN or infinite values; {fix}")
+
+
 def submodule(root: nn.Module | None, dotted_path: str, what: str) -> nn.Module:
     """The module at ``dotted_path`` under ``root``, or a one-line ConfigError listing some valid paths."""
     from ..errors import ConfigError, did_you_mean

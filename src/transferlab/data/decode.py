@@ -7,6 +7,7 @@ above ``max_pixels`` are refused before decoding (decompression bombs, huge scan
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from pathlib import Path
 
@@ -15,7 +16,20 @@ from PIL import Image, ImageFile, ImageOps
 
 from ..errors import DataError
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm")
+_COMMON_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm")
+# suffixes Pillow registers but cannot decode by itself: stubs that need another library (BUFR, GRIB, HDF5,
+# MPEG), Windows-only metafiles, and PostScript (decoded by running Ghostscript)
+_NOT_DECODED = {".bufr", ".grib", ".h5", ".hdf", ".mpeg", ".mpg", ".emf", ".wmf", ".eps", ".ps"}
+
+
+def _pillow_suffixes() -> tuple[str, ...]:
+    """Every suffix of a format this Pillow opens (TGA, JPEG 2000, PSD, ICO, QOI...), the common ones first."""
+    Image.init()
+    opened = {ext.lower() for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN}
+    return _COMMON_SUFFIXES + tuple(sorted(opened - set(_COMMON_SUFFIXES) - _NOT_DECODED))
+
+
+IMAGE_SUFFIXES = _pillow_suffixes()
 DEFAULT_MAX_PIXELS = 89_478_485  # PIL's own decompression-bomb threshold (~ 9459 x 9459)
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is an error, not a half-grey image
@@ -33,14 +47,15 @@ def check_image_header(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> tupl
     try:
         if path.stat().st_size == 0:
             raise ImageDecodeError(f"{path}: empty file (0 bytes)")
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _pil_limit(max_pixels):
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as img:
                 width, height, mode = img.width, img.height, img.mode
     except ImageDecodeError:
         raise
-    except Image.DecompressionBombError as exc:
-        raise ImageDecodeError(f"{path}: image too large ({exc})") from exc
+    except Image.DecompressionBombError as exc:  # PIL's words quote its own limit; ours is --max-pixels
+        raise ImageDecodeError(f"{path}: image has more than {max_pixels:,} pixels, the limit; downscale it or "
+                               "raise --max-pixels") from exc
     except Exception as exc:  # PIL raises many classes for non-images
         raise ImageDecodeError(f"{path}: not a readable image ({exc.__class__.__name__})") from exc
     if width * height > max_pixels:
@@ -54,7 +69,7 @@ def load_rgb(path: Path | str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Im
     path = Path(path)
     check_image_header(path, max_pixels)
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _pil_limit(max_pixels):
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as img:
                 img.load()
@@ -64,6 +79,21 @@ def load_rgb(path: Path | str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Im
         raise
     except Exception as exc:  # truncated or corrupt data shows up only when decoding
         raise ImageDecodeError(f"{path}: corrupt or truncated image ({exc.__class__.__name__}: {exc})") from exc
+
+
+@contextlib.contextmanager
+def _pil_limit(max_pixels: int):
+    """Let PIL open images up to ``max_pixels`` when --max-pixels is above PIL's own bomb limit (it refuses
+    images of more than twice ``Image.MAX_IMAGE_PIXELS``); our own check on the header is the limit."""
+    previous = Image.MAX_IMAGE_PIXELS
+    if previous is None or 2 * previous >= max_pixels:
+        yield
+        return
+    Image.MAX_IMAGE_PIXELS = max_pixels
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = previous
 
 
 def to_rgb(img: Image.Image) -> Image.Image:

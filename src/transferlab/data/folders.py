@@ -7,10 +7,17 @@ Two layouts are recognised:
   (``train_per_class`` images per class for training, the rest for testing) or a ``test_fraction``.
 
 Samples are ordered by class index, then by path relative to the root: the order of feature rows.
+
+Names are whatever the OS gives. A file's path stays exactly as :func:`os.fsdecode` gives it (bytes that
+are not UTF-8 become lone surrogates, so the path still opens the file, and the CSVs write those bytes
+back). A class name is a label written into JSON, reports, figures and logs, so a class folder whose name
+is not UTF-8 is named with each such byte as ``\\xNN`` (``zero\\xff`` for the folder ``b"zero\\xff"``):
+:func:`class_folder_bytes` maps the name back to the folder's bytes.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,18 +68,33 @@ def scan_class_folders(folder: Path, max_pixels: int = DEFAULT_MAX_PIXELS
     skipped: list[tuple[str, str]] = []
     for class_dir in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
         good, bad = scan_images(class_dir, max_pixels)
-        classes[class_dir.name] = good
+        classes[class_name(class_dir.name)] = good
         skipped.extend(bad)
     return classes, skipped
+
+
+def class_name(folder_name: str) -> str:
+    """The class name of a folder: its name, with each byte that is not UTF-8 written ``\\xNN``."""
+    return os.fsencode(folder_name).decode("utf-8", errors="backslashreplace")
+
+
+def class_folder_bytes(name: str) -> bytes:
+    """The folder name (bytes) that :func:`class_name` turned into ``name``."""
+    return name.encode("utf-8").decode("unicode_escape").encode("latin-1") if "\\x" in name else name.encode()
 
 
 def scan_images(folder: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[list[Path], list[tuple[str, str]]]:
     """All readable images below ``folder`` (recursive, sorted) and the files skipped with their reason."""
     good: list[Path] = []
     bad: list[tuple[str, str]] = []
-    for path in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
+    for path in sorted(p for p in Path(folder).rglob("*") if p.is_file() or p.is_symlink()):
         if any(part.startswith(".") for part in path.relative_to(folder).parts):
             continue  # hidden files (.DS_Store, ._foo) are not data
+        if not path.is_file():
+            reason = _link_problem(path)
+            if reason:
+                bad.append((str(path), reason))
+            continue
         if path.suffix.lower() not in IMAGE_SUFFIXES:
             bad.append((str(path), f"not an image file (suffix {path.suffix or 'none'!r})"))
             continue
@@ -83,6 +105,23 @@ def scan_images(folder: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[lis
             continue
         good.append(path)
     return good, bad
+
+
+def _link_problem(path: Path) -> str | None:
+    """Why a symbolic link is not an image file (a loop, a missing target), or None (a link to a folder)."""
+    import errno
+
+    try:
+        path.stat()
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "symbolic link loop (the link leads back to itself)"
+        try:
+            target = os.readlink(path)
+        except OSError:
+            target = "?"
+        return f"broken symbolic link (its target {target!r} does not exist)"
+    return None
 
 
 def _check_classes(classes: dict[str, list[Path]], where: Path, skipped: list[tuple[str, str]]) -> None:

@@ -16,6 +16,7 @@ from torch import nn
 from ..backbones import Preprocessing, get_spec, load_backbone
 from ..backbones.loading import load_state_dict_exactly
 from ..classify.model_file import read_model_folder, write_model_folder
+from ..classify.saved import check_tensors
 from ..errors import ModelFileError
 from .head import replace_head
 
@@ -68,6 +69,8 @@ class FinetunedModel:
         if len(meta["classes"]) != int(meta["num_classes"]):
             raise ModelFileError(f"{folder}/model.json lists {len(meta['classes'])} classes but num_classes is "
                                  f"{meta['num_classes']}; the model folder is damaged")
+        check_tensors(folder, tensors, len(meta["classes"]), head=meta.get("head") or get_spec(meta["backbone"]).head,
+                      fix="re-create it with `transferlab finetune`")
         model = rebuild_network(meta["backbone"], int(meta["num_classes"]))
         try:
             load_state_dict_exactly(model, tensors, Path(folder), meta["backbone"])
