@@ -107,4 +107,4 @@ def log_extraction(log, result: DatasetFeatures) -> None:
 
 def write_skipped(out: Path, skipped: list[tuple[str, str]]) -> None:
     text = "".join(f"{path}\t{reason}\n" for path, reason in skipped)
-    atomic_write_bytes(Path(out) / "skipped.txt", text.encode())
+    atomic_write_bytes(Path(out) / "skipped.txt", text.encode(errors="surrogateescape"))  # exact file names

@@ -107,7 +107,7 @@ def attach_log(out: Path, name: str = "transferlab") -> logging.Logger:
     logger = logging.getLogger(f"{name}.run.{log_path.parent}")
     logger.setLevel(logging.INFO)
     if not any(getattr(h, "baseFilename", None) == str(log_path) for h in logger.handlers):
-        handler = logging.FileHandler(log_path)
+        handler = logging.FileHandler(log_path, errors="backslashreplace")  # any file name the OS gives
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         logger.addHandler(handler)
     return logger

@@ -294,3 +294,22 @@ def test_formats_pillow_decodes_are_accepted(tmp_path, suffix):
     assert good == [path] and not bad
     assert load_rgb(path).size == (20, 16)
     assert ".eps" not in IMAGE_SUFFIXES  # decoded by running Ghostscript: refused
+
+
+def test_an_unreadable_file_with_a_non_utf8_name_is_listed_in_skipped_txt_and_the_log(tmp_path):
+    import os
+
+    from transferlab.classify import run_linear
+    from transferlab.data import write_digits_folder
+    from transferlab.pipeline import ExtractionOptions
+
+    data = write_digits_folder(tmp_path / "digits", classes=[0, 1, 2], per_class=12)
+    bad = os.path.join(os.fsencode(data / "1"), b"broken\xff.png")
+    with open(bad, "wb") as handle:
+        handle.write(b"not an image")
+    options = ExtractionOptions(backbone="digits_cnn", weights="none", train_per_class=6, use_cache=False,
+                                progress=False, workers=0)
+    run_linear(data, tmp_path / "run", options)
+    listed = (tmp_path / "run" / "skipped.txt").read_bytes()
+    assert b"broken\xff.png" in listed  # the exact bytes: the name maps back to the file
+    assert "broken" in (tmp_path / "run" / "log.txt").read_text(errors="replace")

@@ -28,5 +28,5 @@ def write_run_report(out: Path, metrics: dict[str, Any], title: str = "transferl
     if config.exists():
         lines += ["## Configuration", "", "```json", json.dumps(json.loads(config.read_text()), indent=2), "```", ""]
     path = out / "report.md"
-    atomic_write_bytes(path, "\n".join(lines).encode())
+    atomic_write_bytes(path, "\n".join(lines).encode(errors="backslashreplace"))
     return path

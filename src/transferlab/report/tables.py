@@ -35,6 +35,6 @@ def write_table(rows: Sequence[dict[str, Any]], out: Path | str, name: str) -> t
     writer.writeheader()
     writer.writerows(rows)
     csv_path, md_path = out / f"{name}.csv", out / f"{name}.md"
-    atomic_write_bytes(csv_path, buffer.getvalue().encode())
-    atomic_write_bytes(md_path, markdown_table(rows).encode())
+    atomic_write_bytes(csv_path, buffer.getvalue().encode(errors="surrogateescape"))
+    atomic_write_bytes(md_path, markdown_table(rows).encode(errors="backslashreplace"))
     return csv_path, md_path
