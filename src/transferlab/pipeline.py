@@ -101,8 +101,8 @@ def log_extraction(log, result: DatasetFeatures) -> None:
     ex = result.extraction
     log.info("%s (%s) layers %s: %s", result.backbone.name, result.backbone.weights_id, ", ".join(result.features),
              "all from cache" if ex.from_cache else f"{ex.n_forward} images forwarded in {ex.seconds:.1f} s")
-    for path, reason in result.skipped:
-        log.warning("skipped %s: %s", path, reason)
+    for path, reason in result.skipped:  # backslash escapes: a log line is text, a file name may not be UTF-8
+        log.warning("skipped %s: %s", str(path).encode("utf-8", "backslashreplace").decode("utf-8"), reason)
 
 
 def write_skipped(out: Path, skipped: list[tuple[str, str]]) -> None:
