@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import random
 import time
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
@@ -30,7 +31,7 @@ from .checkpoint import capture_rng_state, check_finite, load_checkpoint, restor
 from .history import History
 
 
-class Task:
+class Task(ABC):
     """What one kind of training computes; :func:`fit` calls these (override what you need).
 
     Required: :meth:`modules`, :meth:`optimizers`, :meth:`start_epoch` (the epoch's batches),
@@ -44,11 +45,13 @@ class Task:
     finite: dict[str, str] = {}
     find_unused_parameters: bool = False
 
+    @abstractmethod
     def modules(self) -> dict[str, nn.Module]:
-        raise NotImplementedError
+        """Required (see the class docstring)."""
 
+    @abstractmethod
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        raise NotImplementedError
+        """Required (see the class docstring)."""
 
     def schedulers(self) -> dict[str, Any]:
         return {}
@@ -56,16 +59,16 @@ class Task:
     def fingerprint(self) -> dict[str, Any]:
         return {}
 
+    @abstractmethod
     def start_epoch(self, epoch: int) -> Iterable[Any]:
         """The training batches of 0-based ``epoch``."""
-        raise NotImplementedError
 
     def ready(self, batch: Any) -> bool:
         return batch is not None
 
+    @abstractmethod
     def train_step(self, batch: Any, step: "Step") -> dict[str, float] | None:
         """One step; return numbers to average over the epoch (``"n"``: this step's weight, default 1)."""
-        raise NotImplementedError
 
     def end_epoch(self, epoch: int, train: dict[str, Any]) -> dict[str, Any]:
         """The history row of 0-based ``epoch`` (``train``: the epoch's means, ``steps``, ``n``, ``seconds``)."""
