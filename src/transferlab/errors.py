@@ -42,3 +42,14 @@ def did_you_mean(name: str, choices: list[str], limit: int = 3) -> str:
 
     close = difflib.get_close_matches(name, choices, n=limit, cutoff=0.5)
     return f" Did you mean: {', '.join(close)}?" if close else ""
+
+
+def check_finite_fields(options: object) -> None:
+    """Refuse a dataclass of options holding a NaN or infinite number, in one line naming the option."""
+    import math
+    from dataclasses import fields
+
+    for field in fields(options):  # type: ignore[arg-type]
+        value = getattr(options, field.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"--{field.name.replace('_', '-')} must be a finite number; got {value}")

@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from .._utils import write_json
 from ..data import collate_skipping
-from ..errors import ConfigError, DataError, TrainingError
+from ..errors import ConfigError, DataError, TrainingError, check_finite_fields
 from ..training import FitConfig, FitState, History, Task, fit
 from ..training import check_run_folder as _check_run_folder
 from .data import DomainData
@@ -72,6 +72,7 @@ class AdaptConfig:
 
     def resolved(self) -> "AdaptConfig":
         """This configuration validated, with the optimiser's default learning rate filled in."""
+        check_finite_fields(self)
         def check(ok: bool, message: str) -> None:
             if not ok:
                 raise ConfigError(message)

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from ..backbones.spec import PREPROCESSING_MODES
-from ..errors import ConfigError, did_you_mean
+from ..errors import ConfigError, check_finite_fields, did_you_mean
 from .augment import AUGMENT_PRESETS
 from .freezing import parse_freeze
 
@@ -63,6 +63,7 @@ class FinetuneConfig:
 
     def resolved(self) -> "FinetuneConfig":
         """Fill the defaults that depend on other options and validate everything."""
+        check_finite_fields(self)
         _choice("--optimizer", self.optimizer, OPTIMIZERS)
         _choice("--schedule", self.schedule, SCHEDULES)
         _choice("--augment", self.augment, AUGMENT_PRESETS)

@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader
 from .._utils import resolve_device, write_json
 from ..data import collate_skipping
 from ..data.sources import as_items, describe_item
-from ..errors import ConfigError, TrainingError
+from ..errors import ConfigError, TrainingError, check_finite_fields
 from ..runs import write_config
 from ..training import FitConfig, FitState, Task, check_run_folder, fit
 from .datasets import GanData
@@ -69,6 +69,7 @@ class GanConfig:
 
     def resolved(self) -> "GanConfig":
         """This configuration, validated (a :class:`ConfigError` names the first bad option)."""
+        check_finite_fields(self)
         if self.model not in MODELS:
             raise ConfigError(f"unknown GAN model {self.model!r}; expected one of {', '.join(MODELS)}")
         if self.init not in INITS:

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import ConfigError, TrainingError
+from ..errors import ConfigError, TrainingError, check_finite_fields
 from . import distributed as _dist
 from .checkpoint import capture_rng_state, check_finite, load_checkpoint, restore_rng_state, save_checkpoint
 from .history import History
@@ -107,6 +107,7 @@ class FitConfig:
     what: str = "a training run"
 
     def resolved(self) -> "FitConfig":
+        check_finite_fields(self)
         if self.epochs < 1:
             raise ConfigError(f"--epochs must be at least 1; got {self.epochs}")
         if self.grad_clip is not None and not self.grad_clip > 0:
