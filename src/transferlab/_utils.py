@@ -6,7 +6,6 @@ import hashlib
 import json
 import math
 import os
-import random
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -35,14 +34,6 @@ def resolve_device(device: str = "auto") -> torch.device:
     if kind == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise ConfigError("--device mps was asked for but MPS is not available; use --device cpu or auto")
     return torch.device(device)
-
-
-def seed_everything(seed: int) -> torch.Generator:
-    """Seed Python, NumPy and torch; return a torch generator seeded with ``seed``."""
-    random.seed(seed)
-    np.random.seed(seed % (2**32))
-    torch.manual_seed(seed)
-    return torch.Generator().manual_seed(seed)
 
 
 def _file_mode() -> int:

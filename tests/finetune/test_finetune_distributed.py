@@ -44,7 +44,7 @@ def test_two_process_gloo_run_covers_the_same_data_as_one_process(tiny_dir, tmp_
     assert [r["train_images"] for r in rows] == [18, 18]
     state = load_checkpoint(tmp_path / "two/checkpoints/last.pt")
     assert len(state["rng"]) == 2 and state["world_size"] == 2  # each rank's RNG is kept for --resume
-    assert FinetunedModel.from_folder(tmp_path / "two/model").classes == ["blue", "green", "red"]
+    assert FinetunedModel.load(tmp_path / "two/model").classes == ["blue", "green", "red"]
 
 
 def run_or_kill(args, timeout):

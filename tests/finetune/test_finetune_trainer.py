@@ -63,7 +63,7 @@ def test_end_to_end_outputs_and_single_test_evaluation(tiny_dir, tmp_path, monke
     assert meta["weights"] == "none:seed=0" and meta["preprocessing"]["crop_size"] == 32
     best_state = load_checkpoint(out / "checkpoints/best.pt")["model"]
     assert all(torch.equal(tensors[k], v) for k, v in best_state.items())
-    model = FinetunedModel.from_folder(out / "model")
+    model = FinetunedModel.load(out / "model")
     import csv
 
     with open(out / "predictions.csv") as handle:
@@ -192,7 +192,7 @@ def test_resnet18_from_scratch_at_32px_with_adamw_step_schedule(tiny_dir, tmp_pa
     assert metrics["weights"] == "none:seed=0" and metrics["freeze"] == "none" and metrics["n_test"] == 6
     rows = History.from_csv(tmp_path / "r/history.csv").rows
     assert [r["lr"] for r in rows] == [pytest.approx(1e-3), pytest.approx(1e-4)]  # step_size = epochs // 3 -> 1
-    model = FinetunedModel.from_folder(tmp_path / "r/model")
+    model = FinetunedModel.load(tmp_path / "r/model")
     assert model.backbone_name == "resnet18" and model.preprocessing.mode == "squash"
     assert model.as_torch_module()(torch.zeros(1, 3, 32, 32)).shape == (1, 3)
 

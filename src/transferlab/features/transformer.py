@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
@@ -24,6 +25,9 @@ from .._utils import file_digest, text_digest
 from ..backbones import load_backbone
 from ..errors import DataError
 from .extract import _description, extract_features
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
 
 
 class _RowMemo:
@@ -112,7 +116,7 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
 
 
 def probe_pipeline(backbone: str = "vgg16", layer: str | None = None, *, C: float = 1.0, kind: str = "svm",
-                   pca: int | None = None, seed: int = 0, **extractor) -> "Pipeline":
+                   pca: int | None = None, seed: int = 0, **extractor) -> Pipeline:
     """The assignment's classifier as one scikit-learn ``Pipeline``: ``features`` (this transformer) then
     the linear classifier of :func:`transferlab.classify.make_classifier` (one-vs-rest ``LinearSVC(C)`` by
     default, optional PCA). ``extractor`` holds the other :class:`FeatureExtractor` parameters."""

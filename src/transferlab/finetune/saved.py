@@ -78,7 +78,6 @@ class FinetunedModel:
             raise ModelFileError(f"{folder}: the saved tensors do not fit {meta['backbone']} ({exc})") from exc
         return cls(model, meta)
 
-    from_folder = load  # the name used before the saved-model protocol
 
     def save(self, folder: Path | str) -> Path:
         extra = {k: v for k, v in self.meta.items() if k not in
