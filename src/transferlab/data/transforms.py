@@ -34,9 +34,17 @@ def resize_and_crop(pre: Preprocessing) -> Callable[[Image.Image], Image.Image]:
 
 
 def pil_to_tensor(img: Image.Image) -> torch.Tensor:
-    """8-bit RGB PIL image -> float tensor (3, H, W) in [0, 1]."""
+    """8-bit RGB (or gray ``L``) PIL image -> float tensor (3, H, W) (or (1, H, W)) in [0, 1]."""
     array = np.asarray(img, dtype=np.float32) / 255.0
+    if array.ndim == 2:
+        array = array[:, :, None]
     return torch.from_numpy(array.transpose(2, 0, 1).copy())
+
+
+def to_channels(img: Image.Image, pre: Preprocessing) -> Image.Image:
+    """The image in the mode the network takes: ``L`` for a 1-channel preprocessing (``--grayscale
+    sum-filters|learnt``), RGB otherwise."""
+    return img.convert("L") if len(pre.mean) == 1 else img
 
 
 def image_transform(pre: Preprocessing, augment: Callable | None = None) -> Callable[[Image.Image], torch.Tensor]:
@@ -46,7 +54,7 @@ def image_transform(pre: Preprocessing, augment: Callable | None = None) -> Call
     def transform(img: Image.Image) -> torch.Tensor:
         if augment is not None:
             img = augment(img)
-        return norm(pil_to_tensor(geometry(img)))
+        return norm(pil_to_tensor(to_channels(geometry(img), pre)))
 
     return transform
 

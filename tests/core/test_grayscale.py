@@ -1,0 +1,80 @@
+"""Grayscale alternatives of report 002 Q9: duplicated channel, summed first-layer filters, learnt 1->3 conv."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from transferlab.backbones import load_backbone
+from transferlab.backbones.grayscale import (add_learnt_adapter, first_conv, gray_preprocessing, grayscale_backbone,
+                                             input_channels, sum_filters)
+from transferlab.data.transforms import image_transform
+from transferlab.errors import ConfigError
+
+
+def _gray_image(size=32, seed=0) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 256, size=(size, size), dtype=np.uint8), mode="L")
+
+
+def test_first_conv_found_through_the_graph():
+    for name, expected in (("digits_cnn", "features.0"), ("resnet18", "conv1"),
+                           ("efficientnet_lite0", "conv_stem")):
+        bb = load_backbone(name, "none")
+        path, conv = first_conv(bb.model, bb.spec)
+        assert path == expected and conv.in_channels == 3
+
+
+def test_sum_filters_equals_duplication_exactly_when_mean_and_std_are_equal():
+    """digits_cnn's normalisation is 0.5/0.5 on every channel: the summed 1-channel network on the gray image
+    gives the same logits as the RGB network on the gray image copied to 3 channels (float64: to 1e-12)."""
+    bb = load_backbone("digits_cnn", "none", seed=3)
+    assert len(set(bb.preprocessing.mean)) == 1 and len(set(bb.preprocessing.std)) == 1
+    images = [_gray_image(seed=s) for s in range(4)]
+    rgb = torch.stack([image_transform(bb.preprocessing)(im.convert("RGB")) for im in images]).double()
+    assert torch.equal(rgb[:, 0], rgb[:, 1]) and torch.equal(rgb[:, 0], rgb[:, 2])
+    dup = bb.model.double()(rgb)
+    gray_bb = load_backbone("digits_cnn", "none", seed=3)
+    gray_bb.model.double()  # the filters summed in float64 too
+    gray_bb = grayscale_backbone(gray_bb, "sum-filters")
+    assert input_channels(gray_bb.preprocessing) == 1 and gray_bb.weights_id.endswith("+gray:sum-filters")
+    gray = torch.stack([image_transform(gray_bb.preprocessing)(im.convert("RGB")) for im in images]).double()
+    assert gray.shape[1] == 1
+    summed = gray_bb.model.double()(gray)
+    assert (dup - summed).abs().max() < 1e-12
+    w = bb.model.features[0].weight
+    assert torch.allclose(gray_bb.model.features[0].weight, w.sum(1, keepdim=True))
+
+
+def test_sum_filters_differs_with_unequal_normalisation_and_uses_mean_of_means():
+    bb = load_backbone("resnet18", "none")
+    pre = gray_preprocessing(bb.preprocessing)
+    assert pre.mean == pytest.approx((float(np.mean(bb.preprocessing.mean)),))
+    assert pre.std == pytest.approx((float(np.mean(bb.preprocessing.std)),))
+    sum_filters(bb.model, bb.spec)
+    assert bb.model.conv1.weight.shape == (64, 1, 7, 7)
+    assert bb.model.eval()(torch.zeros(1, 1, 64, 64)).shape == (1, 1000)
+
+
+def test_learnt_adapter_starts_as_exact_duplication_with_per_channel_normalisation():
+    bb = load_backbone("resnet18", "none", seed=1)
+    model = bb.model.double().eval()
+    images = [_gray_image(48, seed=s) for s in range(2)]
+    rgb = torch.stack([image_transform(bb.preprocessing)(im.convert("RGB")) for im in images]).double()
+    expected = model(rgb)
+    path = add_learnt_adapter(model, bb.spec, bb.preprocessing)
+    assert path == "conv1.0" and isinstance(model.conv1, nn.Sequential)
+    gray = torch.stack([image_transform(gray_preprocessing(bb.preprocessing))(im) for im in images]).double()
+    assert (model(gray) - expected).abs().max() < 1e-5  # the images were normalised in float32
+    assert model.conv1[0].weight.shape == (3, 1, 1, 1)
+
+
+def test_unknown_mode_and_learnt_for_extraction_are_refused():
+    bb = load_backbone("digits_cnn", "none")
+    with pytest.raises(ConfigError, match="--grayscale 'sum' is not one of"):
+        grayscale_backbone(bb, "sum")
+    with pytest.raises(ConfigError, match="learnt needs training"):
+        grayscale_backbone(bb, "learnt", allowed=("duplicate", "sum-filters"))
