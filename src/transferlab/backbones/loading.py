@@ -128,7 +128,7 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
 def _head_size(state: dict[str, torch.Tensor], spec: BackboneSpec) -> int | None:
     weight = state.get(f"{spec.head}.weight")
-    return int(weight.shape[0]) if weight is not None and weight.ndim == 2 else None
+    return int(weight.shape[0]) if weight is not None and weight.ndim in (2, 4) else None  # 4: 1x1-conv head
 
 
 def load_state_dict_exactly(model: nn.Module, state: dict[str, torch.Tensor], path: Path, name: str) -> None:

@@ -110,6 +110,21 @@ INCEPTION_POINTS = {**{m: m for m in ("Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_
                     "pre_logits": "flatten", "logits": "fc"}
 
 
+def squeezenet_cut_points(version: str) -> dict[str, str]:
+    """SqueezeNet's own names (Iandola et al. 2016, Table 1): conv1, pool1, fire2 ... fire9, the two other
+    max-pools, ``features`` (fire9's output, the classifier's input, also ``pre_logits``), conv10, relu10,
+    ``avgpool`` (the global pool that gives the class scores) and ``logits``. Version 1.1 pools after fire3
+    and fire5 instead of after fire4 and fire8."""
+    layout = (["fire2", "fire3", "fire4", "pool4", "fire5", "fire6", "fire7", "fire8", "pool8", "fire9"]
+              if version == "1_0" else
+              ["fire2", "fire3", "pool3", "fire4", "fire5", "pool5", "fire6", "fire7", "fire8", "fire9"])
+    points = {"conv1": "features.0", "relu1": "features.1", "pool1": "features.2"}
+    points.update({name: f"features.{i}" for i, name in enumerate(layout, start=3)})
+    points.update({"features": "features.12", "pre_logits": "features.12", "conv10": "classifier.1",
+                   "relu10": "classifier.2", "avgpool": "classifier.3", "logits": "flatten"})
+    return points
+
+
 def _stages(count: int) -> dict[str, str]:
     return {f"stage{i}": f"features.{i}" for i in range(count)}
 
@@ -136,6 +151,9 @@ def register_builtins() -> None:
     _entry("vgg19", vgg_cut_points(VGG_CFGS["E"]), "classifier.6", "features.35", "relu7",
            "VGG19 (Simonyan & Zisserman 2015)")
     _entry("alexnet", ALEXNET_POINTS, "classifier.6", "features.11", "relu7", "AlexNet (Krizhevsky et al. 2012)")
+    for version, size in (("1_0", "1.0"), ("1_1", "1.1")):  # the visualisation practical's network (report 002)
+        _entry(f"squeezenet{version}", squeezenet_cut_points(version), "classifier.1", "features.12", "features",
+               f"SqueezeNet {size} (Iandola et al. 2016), 1.2M parameters; 1x1-conv head; use --pooling avg")
     for depth in (18, 50, 152):
         _entry(f"resnet{depth}", RESNET_POINTS, "fc", "layer4", description=f"ResNet-{depth} (He et al. 2016)")
     _entry("inception_v3", INCEPTION_POINTS, "fc", "Mixed_7c", description="Inception v3 (Szegedy et al. 2016)",

@@ -2,7 +2,7 @@
 
 Every :class:`~transferlab.backbones.BackboneSpec` names its final classification layer with a dotted
 module path (``spec.head``: ``classifier.6`` for VGG, ``fc`` for ResNet, ``heads.head`` for ViT...).
-Fine-tuning replaces that ``nn.Linear`` by a new one with the same input size and one output per
+Fine-tuning replaces that ``nn.Linear`` (or SqueezeNet's 1x1 ``nn.Conv2d``, Iandola et al. 2016) by a new one with the same input size and one output per
 target class (the "decapitate and add a new classification layer" of report 001, section 1.6.5;
 Yosinski et al. 2014, "How transferable are features in deep neural networks?"). There is no
 per-architecture code: adding a backbone to the registry is enough.
@@ -19,21 +19,28 @@ from ..backbones.spec import BackboneSpec
 from ..errors import ConfigError
 
 
-def get_head(model: nn.Module, spec: BackboneSpec) -> nn.Linear:
-    """The module at ``spec.head``; raise :class:`ConfigError` if it is missing or not an ``nn.Linear``."""
+def _is_head(module: nn.Module) -> bool:
+    return isinstance(module, nn.Linear) or (isinstance(module, nn.Conv2d) and module.kernel_size == (1, 1)
+                                             and module.groups == 1)
+
+
+def get_head(model: nn.Module, spec: BackboneSpec) -> nn.Linear | nn.Conv2d:
+    """The module at ``spec.head``; raise :class:`ConfigError` if it is missing or not an ``nn.Linear``
+    (or a 1x1 ``nn.Conv2d``, SqueezeNet's classifier)."""
     try:
         head = model.get_submodule(spec.head)
     except AttributeError as exc:
         raise ConfigError(f"backbone {spec.name} declares its head at {spec.head!r} but the network has no such "
                           "module; fix the registry entry's `head`") from exc
-    if not isinstance(head, nn.Linear):
+    if not _is_head(head):
         raise ConfigError(f"backbone {spec.name}: the head {spec.head!r} is a {type(head).__name__}, expected "
-                          "nn.Linear; fix the registry entry's `head`")
+                          "nn.Linear or a 1x1 nn.Conv2d; fix the registry entry's `head`")
     return head
 
 
-def replace_head(model: nn.Module, spec: BackboneSpec, num_classes: int) -> nn.Linear:
-    """Replace the final Linear at ``spec.head`` by ``Linear(in_features, num_classes)`` in place.
+def replace_head(model: nn.Module, spec: BackboneSpec, num_classes: int) -> nn.Linear | nn.Conv2d:
+    """Replace the final Linear at ``spec.head`` by ``Linear(in_features, num_classes)`` in place (a 1x1
+    Conv2d head by ``Conv2d(in_channels, num_classes, 1)``).
 
     The new layer keeps the old one's device, dtype and bias setting and is freshly initialised
     (PyTorch's default initialisation, drawn from the global torch RNG: seed it first).
@@ -41,8 +48,12 @@ def replace_head(model: nn.Module, spec: BackboneSpec, num_classes: int) -> nn.L
     if int(num_classes) < 2:
         raise ConfigError(f"a classification head needs at least 2 classes; got {num_classes}")
     old = get_head(model, spec)
-    new = nn.Linear(old.in_features, int(num_classes), bias=old.bias is not None,
-                    device=old.weight.device, dtype=old.weight.dtype)
+    if isinstance(old, nn.Conv2d):
+        new = nn.Conv2d(old.in_channels, int(num_classes), 1, bias=old.bias is not None,
+                        device=old.weight.device, dtype=old.weight.dtype)
+    else:
+        new = nn.Linear(old.in_features, int(num_classes), bias=old.bias is not None,
+                        device=old.weight.device, dtype=old.weight.dtype)
     parent_path, _, attr = spec.head.rpartition(".")
     parent = model.get_submodule(parent_path) if parent_path else model
     setattr(parent, attr, new)
