@@ -191,6 +191,7 @@ class Run:
         if exc is None:
             self._status("done", seconds=seconds)
             self.log.info("done in %.1f s", seconds)
+            _write_report(self.out, self.log)
         else:
             status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
             message = " ".join(str(exc).split()) or type(exc).__name__
@@ -223,6 +224,16 @@ class Run:
 
     def _status(self, status: str, **extra: Any) -> None:
         write_json(self.out / "status.json", {"status": status, "started": self._started, **extra})
+
+
+def _write_report(out: Path, log: logging.Logger) -> None:
+    """``report.html`` of a finished run; a report that fails never fails the run (a warning in its log)."""
+    try:
+        from .report.run_page import write_html_report
+
+        write_html_report(out)
+    except Exception as exc:  # noqa: BLE001 - the run's results are already written
+        log.warning("report.html not written: %s: %s", type(exc).__name__, " ".join(str(exc).split()))
 
 
 def _jsonable(value: Any) -> Any:
