@@ -7,7 +7,7 @@ from typing import Any
 
 from ..backbones.spec import PREPROCESSING_MODES
 from ..errors import ConfigError, check_finite_fields, did_you_mean
-from .augment import AUGMENT_PRESETS
+from .augment import parse_augment
 from .freezing import parse_freeze
 
 OPTIMIZERS = ("sgd", "adamw")
@@ -23,7 +23,10 @@ class FinetuneConfig:
     ``freeze=None`` means ``all-but-head`` (report 001's best setting), or ``none`` with
     ``from_scratch``; ``lr``/``weight_decay=None`` take the optimiser's default (SGD 0.01/1e-4,
     AdamW 1e-3/0.01); ``patience=None`` disables early stopping (the best epoch is still kept);
-    ``step_size=None`` is a third of the epochs.
+    ``step_size=None`` is a third of the epochs. ``input_size`` is the side of the crop fed to the network
+    (default: the weights' crop size; the resize before the crop is scaled by the same factor);
+    ``grayscale`` is ``duplicate``, ``sum-filters`` or ``learnt`` (report 002 Q9, see
+    :mod:`transferlab.backbones.grayscale`).
     """
 
     backbone: str
@@ -52,6 +55,8 @@ class FinetuneConfig:
     seed: int = 0
     device: str = "auto"
     workers: int = 0
+    input_size: int | None = None
+    grayscale: str = "duplicate"
 
     @classmethod
     def from_options(cls, **options: Any) -> "FinetuneConfig":
@@ -66,7 +71,13 @@ class FinetuneConfig:
         check_finite_fields(self)
         _choice("--optimizer", self.optimizer, OPTIMIZERS)
         _choice("--schedule", self.schedule, SCHEDULES)
-        _choice("--augment", self.augment, AUGMENT_PRESETS)
+        parse_augment(self.augment)
+        from ..backbones.grayscale import check_mode
+
+        check_mode(self.grayscale)
+        if self.input_size is not None and int(self.input_size) < 8:
+            raise ConfigError(f"--input-size must be at least 8 pixels (or omitted for the weights' crop size); "
+                              f"got {self.input_size}")
         _choice("--preprocess", self.preprocess, PREPROCESSING_MODES)
         weights, freeze = str(self.weights), self.freeze
         if self.from_scratch:

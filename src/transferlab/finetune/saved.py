@@ -32,15 +32,18 @@ def save_finetuned(folder: Path | str, model: nn.Module, *, backbone: str, weigh
     return write_model_folder(folder, meta, dict(model.state_dict()))
 
 
-def rebuild_network(backbone: str, num_classes: int) -> nn.Module:
+def rebuild_network(backbone: str, num_classes: int, grayscale: str = "duplicate") -> nn.Module:
     """The architecture exactly as the trainer builds it: registry network + new head (random weights).
 
     It is ``load_backbone(name, weights="none")`` followed by the same :func:`replace_head` as in
     training, so auxiliary parts that ``num_classes`` would also resize (Inception's ``AuxLogits``)
-    keep the shapes they had during fine-tuning.
+    keep the shapes they had during fine-tuning, and the same grayscale surgery (``--grayscale``).
     """
+    from ..backbones.grayscale import apply_grayscale
+
     bb = load_backbone(backbone, weights="none")
     replace_head(bb.model, bb.spec, num_classes)
+    apply_grayscale(bb.model, bb.spec, bb.preprocessing, grayscale)
     return bb.model
 
 
@@ -71,7 +74,7 @@ class FinetunedModel:
                                  f"{meta['num_classes']}; the model folder is damaged")
         check_tensors(folder, tensors, len(meta["classes"]), head=meta.get("head") or get_spec(meta["backbone"]).head,
                       fix="re-create it with `transferlab finetune`")
-        model = rebuild_network(meta["backbone"], int(meta["num_classes"]))
+        model = rebuild_network(meta["backbone"], int(meta["num_classes"]), meta.get("grayscale") or "duplicate")
         try:
             load_state_dict_exactly(model, tensors, Path(folder), meta["backbone"])
         except Exception as exc:
@@ -87,7 +90,8 @@ class FinetunedModel:
                               classes=self.classes, preprocessing=self.preprocessing, **extra)
 
     def as_torch_module(self) -> nn.Module:
-        """The network: normalised images (N, 3, crop, crop) -> logits (N, classes), in eval mode."""
+        """The network: normalised images (N, 3, crop, crop) -> logits (N, classes), in eval mode (N, 1, crop, crop)
+        for a model fine-tuned with ``--grayscale sum-filters|learnt``: ``len(preprocessing.mean)`` channels)."""
         return self.model.eval()
 
     def layer_module(self, dotted_path: str) -> nn.Module:

@@ -13,6 +13,8 @@ the checkpoint after every epoch, exact resume, early stopping, the history and 
 from __future__ import annotations
 
 import contextlib
+import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -23,6 +25,8 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from .._utils import text_digest
 from ..backbones import load_backbone
+from ..backbones.grayscale import apply_grayscale
+from ..backbones.spec import Preprocessing
 from ..data import collate_skipping
 from ..errors import ConfigError, TrainingError
 from ..runs import Run
@@ -63,16 +67,53 @@ def split_validation(labels: list[int], fraction: float, seed: int,
 
 
 def build_network(cfg: FinetuneConfig, num_classes: int):
-    """Registry backbone with its weights, the new head (uniform), the freeze policy applied.
+    """Registry backbone with its weights, the new head (uniform), the grayscale surgery, the freeze policy.
 
     The random initialisation is seeded by ``cfg.seed`` in a fork of the random state: the caller's is untouched.
+    The returned backbone's preprocessing is the one training and the saved model use (``--input-size``,
+    ``--grayscale``); a learnt grayscale adapter is always trained, whatever the freeze policy.
     """
     with seeded(cfg.seed):
         bb = load_backbone(cfg.backbone, weights=cfg.weights, seed=cfg.seed, preprocessing_mode=cfg.preprocess)
     with seeded(cfg.seed):  # the new head's initialisation (independent of the backbone's)
         replace_head(bb.model, bb.spec, num_classes)
+    pre = at_input_size(bb.preprocessing, cfg.input_size)
+    if pre.crop_size != bb.preprocessing.crop_size:
+        _check_input_size(bb.spec, pre.crop_size)
+    pre, adapter = apply_grayscale(bb.model, bb.spec, pre, cfg.grayscale)
+    bb = replace(bb, preprocessing=pre)
     frozen = apply_freeze(bb.model, bb.spec, cfg.freeze)
+    if adapter is not None:
+        for name, param in bb.model.get_submodule(adapter).named_parameters():
+            param.requires_grad_(True)
+            frozen.discard(f"{adapter}.{name}")
     return bb, frozen
+
+
+def at_input_size(pre: Preprocessing, input_size: int | None) -> Preprocessing:
+    """``pre`` with crop ``input_size`` and the resize before it scaled by the same factor (unchanged for None)."""
+    if input_size is None or int(input_size) == pre.crop_size:
+        return pre
+    size = int(input_size)
+    return replace(pre, crop_size=size, resize_size=max(size, int(round(pre.resize_size * size / pre.crop_size))))
+
+
+def _check_input_size(spec, size: int) -> None:
+    """Refuse an input size the architecture cannot take (a fixed-size flatten), on the meta device."""
+    try:
+        with torch.device("meta"), torch.no_grad():
+            spec.build().eval()(torch.empty(1, 3, size, size))
+    except Exception as exc:
+        raise ConfigError(f"--input-size {size}: {spec.name} cannot take {size}x{size} images "
+                          f"({exc.__class__.__name__}: {' '.join(str(exc).split())[:160]}); use its own size "
+                          f"{spec.preprocessing.crop_size} (omit --input-size) or another backbone") from exc
+
+
+def count_parameters(model: nn.Module) -> dict[str, int]:
+    """Total and trainable (``requires_grad``) parameter counts."""
+    params = list(model.parameters())
+    return {"total_params": int(sum(p.numel() for p in params)),
+            "trainable_params": int(sum(p.numel() for p in params if p.requires_grad))}
 
 
 def make_optimizer(model: nn.Module, spec, cfg: FinetuneConfig) -> torch.optim.Optimizer:
@@ -109,6 +150,7 @@ class FinetuneTask(Task):
 
     def __init__(self, cfg: FinetuneConfig, data: TrainingData, out: Path, ctx: _dist.DistContext) -> None:
         self.cfg, self.data, self.out, self.ctx = cfg, data, out, ctx
+        self.started = time.perf_counter()
         self.epoch = 0
         train_pos, val_pos = split_validation([lab for _, lab in data.train], cfg.val_fraction, cfg.seed,
                                               data.classes)
@@ -256,14 +298,18 @@ class FinetuneTask(Task):
         history, best_epoch = state.history, int(state.best["epoch"])
         positions = [r[0] for r in rows]
         paths = [self.data.describe(self.data.test[p][0]) for p in positions]
-        speeds = [r["images_per_s"] for r in history.rows if r.get("images_per_s")]
+        train_time = float(sum(r.get("epoch_time_s") or 0.0 for r in history.rows))  # every epoch, resumed too
+        train_images = int(sum(r.get("train_images") or 0 for r in history.rows))
         metrics = write_evaluation(
             self.out, [r[1] for r in rows], [r[2] for r in rows], self.data.classes, paths,
             method="finetune", backbone=self.cfg.backbone, weights=self.bb.weights_id, freeze=self.cfg.freeze,
-            augment=self.cfg.augment, best_epoch=best_epoch, epochs_run=len(history.rows),
+            augment=self.cfg.augment, grayscale=self.cfg.grayscale, input_size=self.bb.preprocessing.crop_size,
+            **count_parameters(self.net), train_time_s=train_time, train_images_seen=train_images,
+            wall_time_s=time.perf_counter() - self.started,
+            best_epoch=best_epoch, epochs_run=len(history.rows),
             stopped_early=state.stopped_early, val_accuracy=float(state.best_row["val_acc"]),
             n_train=len(self.train_items), n_val=len(self.val_items), n_failed=len(failures),
-            n_skipped=len(skipped), train_images_per_s=float(np.mean(speeds)) if speeds else None,
+            n_skipped=len(skipped), train_images_per_s=train_images / train_time if train_time > 0 else None,
             world_size=self.ctx.world_size)
         history.to_csv(self.out / "history.csv")
         history.plot(self.out / "curves.png", {"loss": ["train_loss", "val_loss"],
@@ -271,8 +317,8 @@ class FinetuneTask(Task):
                      title=f"{self.cfg.backbone} (freeze {self.cfg.freeze}, augment {self.cfg.augment})")
         save_finetuned(self.out / "model", self.net, backbone=self.cfg.backbone, weights_id=self.bb.weights_id,
                        classes=self.data.classes, preprocessing=self.bb.preprocessing, freeze=self.cfg.freeze,
-                       augment=self.cfg.augment, best_epoch=best_epoch,
-                       test_accuracy=metrics["accuracy"])
+                       augment=self.cfg.augment, best_epoch=best_epoch, grayscale=self.cfg.grayscale,
+                       input_size=self.bb.preprocessing.crop_size, test_accuracy=metrics["accuracy"])
         if skipped:
             from .._utils import write_json
 
@@ -320,7 +366,8 @@ def finetune(data: Path | str | TrainingData | None = None, config: FinetuneConf
         task = FinetuneTask(cfg, td, out_dir, ctx)
         log = run.log if run else None
         if run is not None:
-            run.record(data=td.summary(), dataset=dataset, world_size=ctx.world_size, **cfg.as_dict())
+            run.record(data=td.summary(), dataset=dataset, world_size=ctx.world_size, **cfg.as_dict(),
+                       preprocessing=task.bb.preprocessing.as_dict())
             if resume:
                 log.info("resuming from %s", out_dir / LAST)
 
