@@ -154,29 +154,35 @@ def plot_heatmap(rows: list[dict[str, Any]], axes: GridAxes, path: Path, title: 
 
 
 def plot_depth_curve(rows: list[dict[str, Any]], path: Path, title: str) -> Path:
-    """Test and CV accuracy per cut point; feature size and extraction time on second axes (report 002)."""
+    """Test and CV accuracy per cut point (top); feature size and extraction time below it (report 002).
+
+    Two panels sharing the cut points, so each quantity has its own axis: feature size on the lower panel's
+    left (log scale), extraction time on its right.
+    """
     import matplotlib.pyplot as plt
 
     x = np.arange(len(rows))
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.45 * len(rows) + 3), 4.2))
+    fig, (ax, size) = plt.subplots(2, 1, sharex=True, figsize=(max(6.0, 0.45 * len(rows) + 3), 6.0),
+                                   gridspec_kw={"height_ratios": [3, 2]}, layout="constrained")
     ax.plot(x, [r["test_acc"] for r in rows], marker="o", label="test accuracy")
     if any(r["cv_acc"] is not None for r in rows):
         cv = np.array([np.nan if r["cv_acc"] is None else r["cv_acc"] for r in rows])
         std = np.array([np.nan if r["cv_std"] is None else r["cv_std"] for r in rows])
         ax.errorbar(x, cv, yerr=std, marker="s", ms=3, capsize=2, label="CV accuracy (train)")
-    ax.set_xticks(x, [r["layer"] for r in rows], rotation=60, fontsize=7)
     ax.set_ylabel("accuracy")
     ax.grid(alpha=0.3)
-    size = ax.twinx()
+    ax.legend(fontsize=7, loc="best")
+    ax.set_title(title, fontsize=9)
     size.plot(x, [r["feature_size"] for r in rows], color="gray", ls="--", marker=".", label="feature size")
     size.set_yscale("log")
-    size.set_ylabel("feature size (values)")
-    time_ax = ax.twinx()
-    time_ax.spines["right"].set_position(("axes", 1.13))
+    size.set_ylabel("feature size (values)", color="dimgray")
+    size.grid(alpha=0.3)
+    time_ax = size.twinx()
     time_ax.plot(x, [r["extract_s"] for r in rows], color="tab:red", ls=":", marker="x", label="extraction time")
     time_ax.set_ylabel("extraction time (s)", color="tab:red")
-    ax.set_title(title, fontsize=9)
-    handles = [h for a in (ax, size, time_ax) for h in a.get_legend_handles_labels()[0]]
-    fig.legend(handles, [h.get_label() for h in handles], loc="upper center", ncol=4, fontsize=7,
-               bbox_to_anchor=(0.5, 0.0))
+    time_ax.tick_params(axis="y", colors="tab:red")
+    size.set_xticks(x, [r["layer"] for r in rows], rotation=60, fontsize=7)
+    size.set_xlabel("cut point (input to output)")
+    handles = [h for a in (size, time_ax) for h in a.get_legend_handles_labels()[0]]
+    size.legend(handles, [h.get_label() for h in handles], fontsize=7, loc="upper left")
     return save_figure(fig, path)
