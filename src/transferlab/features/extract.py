@@ -26,8 +26,10 @@ from ..backbones import Backbone, make_taps
 from ..data import DEFAULT_MAX_PIXELS, ImagePathDataset, collate_skipping, image_transform
 from ..errors import CacheError, ConfigError, DataError
 from .cache import CacheEntry, CachedFeatures, default_cache_dir
-from .pooling import check_pooling, l2_normalize, pool, pooled_size
-from .precision import autocast, check_precision, prepare_input, prepare_model
+from .distributed import ExtractionGroup, active_group
+from .engines import check_engine, engine_device, make_engine
+from .pooling import check_pooling, pooled_size
+from .precision import check_precision
 
 SHARD_SIZE = 256
 DEFAULT_MAX_FEATURE_GB = 8.0
@@ -47,6 +49,7 @@ class ExtractionResult:
     n_forward: int
     seconds: float
     cache_keys: dict[str, str] = field(default_factory=dict)
+    per_rank_forward: list[int] | None = None  # under torchrun: images each rank forwarded (features on rank 0 only)
 
     @property
     def from_cache(self) -> bool:
@@ -71,13 +74,20 @@ def extract_features(
     l2: bool = True, batch_size: int | None = None, device: str = "auto", workers: int | None = None,
     precision: str = "fp32", cache_dir: Path | str | None = None, use_cache: bool = True,
     progress: bool = True, max_feature_gb: float = DEFAULT_MAX_FEATURE_GB, max_pixels: int = DEFAULT_MAX_PIXELS,
+    engine: str = "torch",
 ) -> ExtractionResult:
-    """Extract L2-normalised (by default) feature vectors of ``paths`` at each of ``layers``."""
+    """Extract L2-normalised (by default) feature vectors of ``paths`` at each of ``layers``.
+
+    ``engine`` runs the forward pass: ``torch`` or ``openvino`` (CPU; see ``engines.py``)."""
     start = time.perf_counter()
     layers = list(dict.fromkeys(layers))
     paths = [Path(p) for p in paths]
     check_pooling(pooling)
-    torch_device = resolve_device(device)
+    group = active_group()  # under torchrun, inside ``with ExtractionGroup():`` the ranks share the work
+    check_engine(engine, device)
+    torch_device = resolve_device(engine_device(engine, device))
+    if group is not None and torch_device.type == group.ctx.device.type:
+        torch_device, progress = group.ctx.device, progress and group.is_main  # this rank's GPU; one bar
     check_precision(precision, torch_device)
     batch_size = default_batch_size(torch_device) if batch_size is None else batch_size
     if batch_size < 1:
@@ -87,42 +97,52 @@ def extract_features(
 
     with tempfile.TemporaryDirectory(prefix="transferlab-nocache-") as scratch:
         root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-        root = root if use_cache else Path(scratch)
-        digests = [file_digest(p) for p in paths]
-        entries = {layer: CacheEntry(root, _description(backbone, layer, pooling, l2, precision), digests)
+        root = root if use_cache else Path(scratch if group is None else group.scratch(scratch))
+        digests = [file_digest(p) for p in paths] if group is None else group.digests(paths)
+        entries = {layer: CacheEntry(root, _description(backbone, layer, pooling, l2, precision, engine), digests)
                    for layer in layers}
         loaded: dict[str, CachedFeatures] = {}
         for layer, entry in entries.items():  # a damaged entry is warned about and recomputed
-            cached = entry.load() if entry.is_complete() else None
+            cached = entry.load() if entry.is_complete() and not (group and group.returns_early()) else None
             if cached is not None:
                 loaded[layer] = cached
         todo = {layer: e for layer, e in entries.items() if layer not in loaded}
+        if group is not None:  # rank 0 says what is missing
+            todo = {layer: entries[layer] for layer in group.agree(list(todo))}
         n_forward = 0
         if todo:  # a full cache hit needs neither the network nor its shapes
             n_forward = _extract_missing(paths, backbone, todo, loaded, pooling, l2, batch_size, torch_device,
-                                         workers, precision, progress, max_pixels, max_feature_gb)
+                                         workers, precision, progress, max_pixels, max_feature_gb, engine,
+                                         root / "openvino", group)
+        if group is not None and group.everywhere:
+            group.barrier()  # every rank has loaded the merged entries before rank 0's scratch folder goes
 
+    keys = {layer: e.key for layer, e in entries.items()}
+    per_rank = group.per_rank if group is not None and todo else None
+    if group is not None and group.returns_early():  # a helper: its shards are in the cache, rank 0 has the features
+        return ExtractionResult({}, np.zeros(0, np.int64), [], n_forward, time.perf_counter() - start, keys, per_rank)
     first: CachedFeatures = loaded[layers[0]]
     kept = np.flatnonzero(first.ok)
     features = {layer: loaded[layer].features[kept] for layer in layers}
     failures = [(str(paths[i]), reason) for i, reason in sorted(first.failures.items())]
-    return ExtractionResult(features, kept, failures, n_forward, time.perf_counter() - start,
-                            {layer: e.key for layer, e in entries.items()})
+    return ExtractionResult(features, kept, failures, n_forward, time.perf_counter() - start, keys, per_rank)
 
 
-def _description(backbone: Backbone, layer: str, pooling: str, l2: bool, precision: str) -> dict:
+def _description(backbone: Backbone, layer: str, pooling: str, l2: bool, precision: str,
+                 engine: str = "torch") -> dict:
     return {"backbone": backbone.name, "weights": backbone.weights_id, "layer": layer,
             "preprocessing": backbone.preprocessing.as_dict(), "pooling": pooling, "l2": l2,
-            "precision": precision, "transferlab_version": __version__}
+            "precision": precision, "engine": engine, "transferlab_version": __version__}
 
 
-def _check_memory(taps: torch.nn.Module, backbone: Backbone, precision: str, device: torch.device, pooling: str,
+def _check_memory(taps: torch.nn.Module, backbone: Backbone, device: torch.device, pooling: str,
                   n: int, max_gb: float) -> dict[str, int]:
     """Feature size per layer, from one forward pass on a blank image (milliseconds, against ~0.3 s for
-    tracing a second copy on the meta device); refuses features that would not fit in ``max_gb``."""
+    tracing a second copy on the meta device), before any engine is built (converting one takes seconds);
+    refuses features that would not fit in ``max_gb``."""
     size = backbone.preprocessing.crop_size
-    with torch.inference_mode(), autocast(precision, device):
-        outputs = taps(prepare_input(torch.zeros(1, 3, size, size, device=device), precision, device))
+    with torch.inference_mode():
+        outputs = taps(torch.zeros(1, 3, size, size, device=device))
     shapes = {layer: tuple(output.shape[1:]) for layer, output in outputs.items()}
     dims = {layer: pooled_size(shape, pooling) for layer, shape in shapes.items()}
     gigabytes = n * sum(dims.values()) * 4 / 1e9
@@ -146,26 +166,37 @@ MAX_ROUNDS = 3
 
 
 def _extract_missing(paths, backbone, todo: dict[str, CacheEntry], loaded: dict[str, CachedFeatures], pooling, l2,
-                     batch_size, device, workers, precision, progress, max_pixels, max_feature_gb) -> int:
+                     batch_size, device, workers, precision, progress, max_pixels, max_feature_gb, engine,
+                     model_cache, group: ExtractionGroup | None = None) -> int:
     """Compute the missing shards of ``todo`` and finalise each entry into ``loaded``; a round again for the
-    shards found damaged (or left by a process that died) when finalising."""
+    shards found damaged (or left by a process that died) when finalising. In a ``group`` every rank takes
+    part in the first round, then rank 0 alone finalises (the others return)."""
     n = len(paths)
     n_shards = math.ceil(n / SHARD_SIZE)
     # the tap service traces its own module: the caller's network keeps its modules and flags
-    taps = prepare_model(make_taps(backbone.spec, backbone.model.to(device), list(todo)).eval(), precision, device)
-    dims = _check_memory(taps, backbone, precision, device, pooling, n, max_feature_gb)
+    taps = make_taps(backbone.spec, backbone.model.to(device), list(todo)).eval()
+    dims = _check_memory(taps, backbone, device, pooling, n, max_feature_gb)
+    forward = make_engine(engine, taps, list(todo), backbone=backbone, pooling=pooling, l2=l2, precision=precision,
+                          device=device, model_cache=model_cache)
     workers = default_workers() if workers is None else workers
     n_forward = 0
     todo = dict(todo)
-    for _ in range(MAX_ROUNDS):
-        n_forward += _run_missing_shards(paths, backbone, taps, dims, todo, pooling, l2, batch_size, device,
-                                         workers, precision, progress, max_pixels)
+    for round_ in range(MAX_ROUNDS):
+        shared, computed = group is not None and round_ == 0, []
+        n_forward += _run_missing_shards(paths, backbone, forward, dims, todo, batch_size, device, workers,
+                                         progress, max_pixels, group.order if shared else None, computed)
+        if shared:
+            group.gather(n_forward, computed, list(todo.values()))
+            if group.returns_early():
+                return n_forward
         for layer, entry in list(todo.items()):
             done = entry.finalize(n_shards, SHARD_SIZE, dims[layer])
             if done is not None:
                 loaded[layer] = done
                 del todo[layer]
         if not todo:
+            if group is not None and group.is_main:
+                group.per_rank[0] = n_forward  # with the shards rank 0 computed after the others
             return n_forward
     raise CacheError(f"feature cache entries {', '.join(str(e.folder) for e in todo.values())} could not be "
                      f"completed after {MAX_ROUNDS} rounds (shards damaged again and again); pass --no-cache")
@@ -193,13 +224,15 @@ def _unclaim(todo: dict[str, CacheEntry], shard: int, held: dict[str, int]) -> N
         todo[layer].unlock(fd, shard)
 
 
-def _run_missing_shards(paths, backbone, taps, dims, todo: dict[str, CacheEntry], pooling, l2, batch_size, device,
-                        workers, precision, progress, max_pixels) -> int:
+def _run_missing_shards(paths, backbone, forward, dims, todo: dict[str, CacheEntry], batch_size, device, workers,
+                        progress, max_pixels, order=None, computed: list[int] | None = None) -> int:
     """Compute every shard missing from an entry of ``todo``. A shard is computed by the process holding its
-    lock; the shards another process holds are waited for and then computed here only if still missing."""
+    lock; the shards another process holds are waited for and then computed here only if still missing.
+    ``order`` puts the missing shards in the order to claim them; ``computed`` gets the shards computed here."""
     n = len(paths)
     n_shards = math.ceil(n / SHARD_SIZE)
     pending = [s for s in range(n_shards) if _needed(todo, s)]
+    pending = order(pending) if order is not None else pending
     n_forward = 0
     dataset = ImagePathDataset(paths, transform=image_transform(backbone.preprocessing), max_pixels=max_pixels)
     while pending:
@@ -221,12 +254,14 @@ def _run_missing_shards(paths, backbone, taps, dims, todo: dict[str, CacheEntry]
                 yield from _shard_batches(n, [shard], batch_size)
 
         try:
-            n_forward += _compute(dataset, batches(), n, taps, dims, todo, claims, needed, pooling, l2, device,
-                                  workers, precision, progress, backbone.name,
+            n_forward += _compute(dataset, batches(), n, forward, dims, todo, claims, needed, device, workers,
+                                  progress, backbone.name,
                                   sum(min(n, (s + 1) * SHARD_SIZE) - s * SHARD_SIZE for s in pending))
         finally:
             for shard, held in claims.items():
                 _unclaim(todo, shard, held)
+            if computed is not None:
+                computed += [s for s in needed if s not in claims]  # claimed and saved
         for shard in deferred:  # wait for the process computing it (or for the OS to release a dead one's lock)
             held = _claim(todo, shard, blocking=True)
             _unclaim(todo, shard, held or {})
@@ -234,8 +269,10 @@ def _run_missing_shards(paths, backbone, taps, dims, todo: dict[str, CacheEntry]
     return n_forward
 
 
-def _compute(dataset, batch_iter, n, taps, dims, todo, claims, needed, pooling, l2, device, workers, precision,
-             progress, name, total) -> int:
+def _compute(dataset, batch_iter, n, forward, dims, todo, claims, needed, device, workers, progress, name,
+             total) -> int:
+    """Decode the batches of ``batch_iter`` and run ``forward`` (an engine: images -> pooled vectors) on them,
+    saving each shard as soon as all its images are done."""
     loader = DataLoader(dataset, batch_sampler=_Batches(batch_iter), num_workers=workers,
                         collate_fn=collate_skipping, pin_memory=device.type == "cuda")
     buffers: dict[str, dict[int, np.ndarray]] = {layer: {} for layer in todo}
@@ -247,14 +284,10 @@ def _compute(dataset, batch_iter, n, taps, dims, todo, claims, needed, pooling, 
             failures.update(failed)
             count = len(failed)
             if x is not None:
-                with autocast(precision, device):
-                    outputs = taps(prepare_input(x.to(device, non_blocking=True), precision, device))
-                for layer, output in outputs.items():
+                for layer, vectors in forward(x).items():
                     if layer not in buffers:
                         continue
-                    vectors = pool(output, pooling)
-                    vectors = l2_normalize(vectors) if l2 else vectors
-                    for index, row in zip(indices.tolist(), vectors.cpu().numpy()):
+                    for index, row in zip(indices.tolist(), vectors):
                         buffers[layer][index] = row
                 count += len(indices)
                 n_forward += len(indices)
