@@ -30,6 +30,7 @@ class ExtractionOptions:
     workers: int | None = None
     device: str = "auto"
     precision: str = "fp32"
+    engine: str = "torch"  # torch | openvino (features/engines.py)
     cache_dir: Path | None = None
     use_cache: bool = True
     progress: bool = True
@@ -37,7 +38,7 @@ class ExtractionOptions:
 
     def extraction_kwargs(self) -> dict:
         return {"pooling": self.pooling, "l2": self.l2, "batch_size": self.batch_size, "workers": self.workers,
-                "device": self.device, "precision": self.precision, "cache_dir": self.cache_dir,
+                "device": self.device, "precision": self.precision, "engine": self.engine, "cache_dir": self.cache_dir,
                 "use_cache": self.use_cache, "progress": self.progress, "max_pixels": self.max_pixels}
 
 

@@ -57,16 +57,18 @@ class LinearProbeModel:
         return self.backbone.name
 
     def features(self, paths: Sequence[str | Path], batch_size: int | None = None, device: str = "auto",
-                 cache_dir: Path | None = None, use_cache: bool = True, progress: bool = False):
+                 cache_dir: Path | None = None, use_cache: bool = True, progress: bool = False,
+                 engine: str = "torch"):
         return extract_features(paths, self.backbone, [self.layer], pooling=self.pooling, l2=self.l2,
                                 batch_size=batch_size, device=device, cache_dir=cache_dir, use_cache=use_cache,
-                                progress=progress, workers=0)
+                                progress=progress, workers=0, engine=engine)
 
     def predict_scores(self, paths: Sequence[str | Path], batch_size: int | None = None, device: str = "auto",
-                       cache_dir: Path | None = None, use_cache: bool = True
+                       cache_dir: Path | None = None, use_cache: bool = True, engine: str = "torch"
                        ) -> tuple[np.ndarray, list[int], list[tuple[str, str]]]:
-        """Scores (n_ok, n_classes): probabilities for logreg, decision values for the SVM."""
-        result = self.features(paths, batch_size, device, cache_dir, use_cache)
+        """Scores (n_ok, n_classes): probabilities for logreg, decision values for the SVM; ``engine``
+        computes the features (``torch`` or ``openvino``, see ``features/engines.py``)."""
+        result = self.features(paths, batch_size, device, cache_dir, use_cache, engine=engine)
         X = result.features[self.layer]
         scores = self.scores(X) if len(X) else np.zeros((0, len(self.classes)), np.float32)
         return scores, result.kept.tolist(), result.failures

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from ..data import IMAGE_SUFFIXES, scan_images
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 
 
 def expand_images(items: Sequence[Path | str]) -> tuple[list[Path], list[tuple[str, str]]]:
@@ -31,9 +32,16 @@ def expand_images(items: Sequence[Path | str]) -> tuple[list[Path], list[tuple[s
     return paths, skipped
 
 
-def predict_images(model, items: Sequence[Path | str], top_k: int = 1, **options) -> tuple[list[dict[str, Any]],
-                                                                                           list[tuple[str, str]]]:
-    """Rows ``{"path", "class", "score", "top_k": [{"class", "score"}...]}`` and the skipped files."""
+def predict_images(model, items: Sequence[Path | str], top_k: int = 1, engine: str = "torch", **options
+                   ) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+    """Rows ``{"path", "class", "score", "top_k": [{"class", "score"}...]}`` and the skipped files.
+
+    ``engine`` computes the features of a model that has them (a linear model: ``torch`` or ``openvino``)."""
+    if engine != "torch":
+        if "engine" not in inspect.signature(model.predict_scores).parameters:
+            raise ConfigError(f"--engine {engine} computes features, for linear models; a {model.kind} model runs "
+                              "its whole network in torch. Drop --engine")
+        options["engine"] = engine
     paths, skipped = expand_images(items)
     scores, kept, failures = model.predict_scores([str(p) for p in paths], **options)
     rows = []

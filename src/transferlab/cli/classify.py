@@ -36,6 +36,7 @@ def run(
     workers: opt.Workers = None,
     device: opt.Device = "auto",
     precision: opt.Precision = "fp32",
+    engine: opt.Engine = "torch",
     cache_dir: opt.CacheDir = None,
     no_cache: opt.NoCache = False,
     max_pixels: opt.MaxPixels = opt.DEFAULT_MAX_PIXELS,
@@ -49,7 +50,7 @@ def run(
         backbone=backbone, weights=weights, layers=[layer] if layer else [], train_per_class=train_per_class,
         test_fraction=test_fraction, seed=seed, preprocess=preprocess, pooling=pooling, l2=l2,
         batch_size=batch_size, workers=workers, device=device, precision=precision, cache_dir=cache_dir,
-        use_cache=not no_cache, max_pixels=max_pixels)
+        use_cache=not no_cache, max_pixels=max_pixels, engine=engine)
     linear = LinearOptions(classifier, parse_C(C), pca, cv_folds, DEFAULT_C_GRID, repeats)
     out = _resolve_out(out, "run")
     metrics = run_linear(data, out, extraction, linear)
@@ -83,6 +84,7 @@ def predict(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     batch_size: opt.ExtractionBatchSize = None,
     device: opt.Device = "auto",
+    engine: opt.Engine = "torch",
     cache_dir: opt.CacheDir = None,
     no_cache: opt.NoCache = False,
 ) -> None:
@@ -92,7 +94,7 @@ def predict(
 
     loaded = load_model(model)
     rows, skipped = predict_images(loaded, images, top_k=top_k, batch_size=batch_size, device=device,
-                                   cache_dir=cache_dir, use_cache=not no_cache)
+                                   cache_dir=cache_dir, use_cache=not no_cache, engine=engine)
     if as_json:
         typer.echo(json.dumps({"predictions": rows, "skipped": [{"path": p, "reason": r} for p, r in skipped]},
                               indent=2))

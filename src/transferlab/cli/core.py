@@ -94,6 +94,7 @@ def extract(
     workers: opt.Workers = None,
     device: opt.Device = "auto",
     precision: opt.Precision = "fp32",
+    engine: opt.Engine = "torch",
     cache_dir: opt.CacheDir = None,
     no_cache: opt.NoCache = False,
     max_pixels: opt.MaxPixels = opt.DEFAULT_MAX_PIXELS,
@@ -105,7 +106,7 @@ def extract(
         backbone=backbone, weights=weights, layers=layer or [], train_per_class=train_per_class,
         test_fraction=test_fraction, seed=seed, preprocess=preprocess, pooling=pooling, l2=l2,
         batch_size=batch_size, workers=workers, device=device, precision=precision, cache_dir=cache_dir,
-        use_cache=not no_cache, max_pixels=max_pixels))
+        use_cache=not no_cache, max_pixels=max_pixels, engine=engine))
     for name, feats in result.features.items():
         console.print(f"[bold]{name}[/]: X_train {feats.X_train.shape}, X_test {feats.X_test.shape}")
     _print_skipped(result.skipped)

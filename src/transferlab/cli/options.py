@@ -32,6 +32,9 @@ Pooling = Annotated[str, typer.Option("--pooling", help="Spatial pooling of conv
 L2 = Annotated[bool, typer.Option("--l2/--no-l2", help="L2-normalise each feature vector.")]
 Precision = Annotated[str, typer.Option("--precision", help="fp32, or the fast modes bf16|fp16 "
                                                             "(autocast + channels_last).")]
+Engine = Annotated[str, typer.Option("--engine", help="What runs the network for features: torch, or openvino "
+                                                      "(CPU; fp32 or bf16 via --precision; needs the openvino "
+                                                      "extra).")]
 CacheDir = Annotated[Optional[Path], typer.Option("--cache-dir", help="Feature cache folder "
                                                                       "(default: the user cache directory).")]
 NoCache = Annotated[bool, typer.Option("--no-cache", help="Do not read or write the feature cache.")]

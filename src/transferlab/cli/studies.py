@@ -75,6 +75,7 @@ class StudyOptions:
     C: str = "1.0"
     cv_folds: int = 5
     grid: list[float] | None = None
+    engine: str = "torch"
 
     @classmethod
     def of(cls, params: dict, **fixed) -> "StudyOptions":
@@ -89,7 +90,7 @@ class StudyOptions:
             train_per_class=self.train_per_class, test_fraction=self.test_fraction, seed=self.seed,
             preprocess=self.preprocess, pooling=self.pooling, l2=self.l2, batch_size=self.batch_size,
             workers=self.workers, device=self.device, precision=self.precision, cache_dir=self.cache_dir,
-            use_cache=not self.no_cache, progress=not self.quiet)
+            use_cache=not self.no_cache, progress=not self.quiet, engine=self.engine)
 
     def linear(self):
         from ..classify import DEFAULT_C_GRID, LinearOptions
@@ -145,6 +146,7 @@ def study_layers(
     preprocess: opt.Preprocess = "weights", pooling: StudyPooling = "avg", l2: opt.L2 = True,
     batch_size: opt.ExtractionBatchSize = None, workers: opt.Workers = None, device: opt.Device = "auto",
     precision: opt.Precision = "fp32", cache_dir: opt.CacheDir = None, no_cache: opt.NoCache = False,
+    engine: opt.Engine = "torch",
 ) -> None:
     """SVM test and CV accuracy per cut point (depth curve), and the VGG conv x classifier heatmap."""
     StudyOptions.of(locals()).run("layers", data, ["layer", "feature_size", "test_acc", "cv_acc", "extract_s",
@@ -164,6 +166,7 @@ def study_backbones(
     preprocess: opt.Preprocess = "weights", pooling: StudyPooling = "avg", l2: opt.L2 = True,
     batch_size: opt.ExtractionBatchSize = None, workers: opt.Workers = None, device: opt.Device = "auto",
     precision: opt.Precision = "fp32", cache_dir: opt.CacheDir = None, no_cache: opt.NoCache = False,
+    engine: opt.Engine = "torch",
 ) -> None:
     """Each backbone at its own feature layer with its own preprocessing: accuracy, size, speed, fit time."""
     StudyOptions.of(locals(), backbone="vgg16").run(
@@ -182,6 +185,7 @@ def study_C(
     preprocess: opt.Preprocess = "weights", pooling: StudyPooling = "avg", l2: opt.L2 = True,
     batch_size: opt.ExtractionBatchSize = None, workers: opt.Workers = None, device: opt.Device = "auto",
     precision: opt.Precision = "fp32", cache_dir: opt.CacheDir = None, no_cache: opt.NoCache = False,
+    engine: opt.Engine = "torch",
 ) -> None:
     """Mean ± std k-fold CV accuracy (train only) and fit time per C; test accuracy of the chosen C and C=1."""
     StudyOptions.of(locals(), C="1.0", grid=_numbers(grid, float, "--grid")).run(
@@ -200,6 +204,7 @@ def study_pca(
     preprocess: opt.Preprocess = "weights", pooling: StudyPooling = "avg", l2: opt.L2 = True,
     batch_size: opt.ExtractionBatchSize = None, workers: opt.Workers = None, device: opt.Device = "auto",
     precision: opt.Precision = "fp32", cache_dir: opt.CacheDir = None, no_cache: opt.NoCache = False,
+    engine: opt.Engine = "torch",
 ) -> None:
     """PCA dimension sweep: accuracy, variance kept, fit and predict time per number of components."""
     StudyOptions.of(locals()).run("pca", data, ["pca", "variance_kept", "test_acc", "cv_acc", "fit_s", "predict_s"],
@@ -221,6 +226,7 @@ def study_heads(
     preprocess: opt.Preprocess = "weights", pooling: StudyPooling = "avg", l2: opt.L2 = True,
     batch_size: opt.ExtractionBatchSize = None, workers: opt.Workers = None, device: opt.Device = "auto",
     precision: opt.Precision = "fp32", cache_dir: opt.CacheDir = None, no_cache: opt.NoCache = False,
+    engine: opt.Engine = "torch",
 ) -> None:
     """Linear SVM vs logistic regression vs a small MLP on the same cached features (report 002)."""
     StudyOptions.of(locals(), classifier="svm").run(

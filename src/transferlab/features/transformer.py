@@ -61,7 +61,8 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
     def __init__(self, backbone: str = "vgg16", layer: str | None = None, weights: str = "imagenet",
                  preprocess: str = "weights", pooling: str = "none", l2: bool = True, batch_size: int | None = None,
                  device: str = "auto", workers: int | None = 0, precision: str = "fp32",
-                 cache_dir: str | None = None, use_cache: bool = True, seed: int = 0, progress: bool = False):
+                 cache_dir: str | None = None, use_cache: bool = True, seed: int = 0, progress: bool = False,
+                 engine: str = "torch"):
         self.backbone = backbone
         self.layer = layer
         self.weights = weights
@@ -76,6 +77,7 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
         self.use_cache = use_cache
         self.seed = seed
         self.progress = progress
+        self.engine = engine
 
     def fit(self, X=None, y=None):
         """Build the backbone (no learning happens: the network is fixed)."""
@@ -92,14 +94,15 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
         paths = [str(Path(p)) for p in X]
         if not paths:
             raise DataError("no images to transform; pass at least one image path")
-        described = text_digest(_description(self.backbone_, self.layer_, self.pooling, self.l2, self.precision))
+        described = text_digest(_description(self.backbone_, self.layer_, self.pooling, self.l2, self.precision,
+                                              self.engine))
         keys = [(described, file_digest(Path(p))) for p in paths]
         missing = list(dict.fromkeys(p for p, key in zip(paths, keys) if _MEMO.get(key) is None))
         if missing:
             result = extract_features(missing, self.backbone_, [self.layer_], pooling=self.pooling, l2=self.l2,
                                       batch_size=self.batch_size, device=self.device, workers=self.workers,
                                       precision=self.precision, cache_dir=self.cache_dir, use_cache=self.use_cache,
-                                      progress=self.progress)
+                                      progress=self.progress, engine=self.engine)
             self.n_forward_ += result.n_forward
             if result.failures:
                 listed = "; ".join(f"{p}: {r}" for p, r in result.failures[:3])
