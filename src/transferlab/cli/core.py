@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -19,28 +20,40 @@ def backbones(
                                                              "source) instead of one row per backbone.")] = False,
 ) -> None:
     """List the backbone registry (``timm/<name>`` works too when timm is installed)."""
+    from rich.markup import escape
+
     from ..backbones.catalog import listing  # the built-in entries come from a static catalog: no torch
 
+    # Names, tags and shapes never wrap (a name cut in two is unreadable); only the free text column does.
+    # A light box leaves the text column room at 80 columns; every cell is escaped (rich markup would eat
+    # "[timm]" in an extra's name).
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, collapse_padding=True, padding=(0, 1))
     if weights:
-        table = Table("backbone", "weights tag (* = imagenet)", "input", "classes", "trained on")
+        for name in ("backbone", "weights tag (*: imagenet)", "input", "classes"):
+            table.add_column(name, no_wrap=True)
+        table.add_column("trained on", ratio=1)
     else:
-        table = Table("name", "input", "default layer", "default weights", "description")
+        for name in ("name", "input", "layer", "weights"):
+            table.add_column(name, no_wrap=True)
+        table.add_column("description", ratio=1)
     for info in listing():
-        name = info.name
+        name = escape(info.name)
         if info.error is not None:  # an entry that needs an optional extra
-            table.add_row(name, "", "", "", info.error) if not weights else None
+            table.add_row(name, "", "", "", escape(info.error)) if not weights else None
             continue
         if weights:
             for i, entry in enumerate(info.weights):
                 pre = entry.preprocessing
-                table.add_row(name, entry.tag + (" *" if i == 0 else ""), f"{pre.resize_size}->{pre.crop_size}",
-                              str(entry.classes), entry.trained_on)
+                table.add_row(name, escape(entry.tag + (" *" if i == 0 else "")),
+                              f"{pre.resize_size}->{pre.crop_size}", str(entry.classes), escape(entry.trained_on))
             continue
         pre = info.preprocessing
-        table.add_row(name, f"{pre.resize_size}->{pre.crop_size}", info.default_layer,
-                      info.weights[0].tag if info.weights else "-", info.description)
+        table.add_row(name, f"{pre.resize_size}->{pre.crop_size}", escape(info.default_layer),
+                      escape(info.weights[0].tag) if info.weights else "-", escape(info.description))
     console.print(table)
-    console.print("Any timm model: timm/<name> (pip install 'transferlab\\[timm]').")
+    if not weights:
+        console.print("layer, weights: the defaults (all weights: `transferlab backbones --weights`).")
+    console.print(escape("Any timm model: timm/<name> (pip install 'transferlab[timm]')."))
 
 
 def layers(
@@ -107,6 +120,8 @@ def extract(
         test_fraction=test_fraction, seed=seed, preprocess=preprocess, pooling=pooling, l2=l2,
         batch_size=batch_size, workers=workers, device=device, precision=precision, cache_dir=cache_dir,
         use_cache=not no_cache, max_pixels=max_pixels, engine=engine))
+    if result is None:  # a torchrun rank other than 0: it helped extract, rank 0 reports
+        return
     for name, feats in result.features.items():
         console.print(f"[bold]{name}[/]: X_train {feats.X_train.shape}, X_test {feats.X_test.shape}")
     _print_skipped(result.skipped)

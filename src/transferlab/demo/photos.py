@@ -253,38 +253,14 @@ def _photo_plot(curve_rows: list[dict], path: Path, n_classes: int, repeats: int
 
 def _imagenet_top5(backbone, paths: list[Path], figure: Path, device: str) -> list[dict]:
     from .._utils import resolve_device
-    from ..data import load_rgb
-    from ..inspection.imagenet import predict_imagenet
+    from ..inspection.imagenet import plot_predictions, predict_imagenet
 
     results = predict_imagenet(backbone, paths, k=5, device=resolve_device(device))
-    _plot_top5(results, [load_rgb(p) for p in paths], figure)
+    # the figure of `predict-imagenet`: what the network saw (its crop) and whole class names
+    plot_predictions(results, None, figure,
+                     title="EfficientNet-Lite0 (ImageNet-1k weights): top-5 classes of bundled photographs")
     return [{"photo": Path(r.image).stem,
              "top5": [[n, round(p, 4)] for n, p in zip(r.eval.names, r.eval.probabilities)]} for r in results]
-
-
-def _plot_top5(results, images, path: Path) -> Path:
-    """One row per photograph: the photograph, then its top-5 ImageNet classes as bars (names outside the
-    bars' panel, so long names never run into the photograph)."""
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(len(results), 2, figsize=(8.2, 2.3 * len(results)), squeeze=False,
-                             gridspec_kw={"width_ratios": [1, 1.5]}, layout="constrained")
-    for (ax_image, ax_bars), result, image in zip(axes, results, images):
-        ax_image.imshow(image)
-        ax_image.set_axis_off()
-        ax_image.set_title(Path(result.image).stem, fontsize=9)
-        top = result.eval
-        ax_bars.barh(range(len(top.names)), top.probabilities, color="tab:blue")
-        ax_bars.set_yticks(range(len(top.names)), list(top.names), fontsize=8)
-        ax_bars.invert_yaxis()
-        ax_bars.set_xlim(0, 1.18)
-        ax_bars.set_xticks([0, 0.25, 0.5, 0.75, 1.0])
-        ax_bars.tick_params(axis="x", labelsize=7)
-        for y, probability in enumerate(top.probabilities):
-            ax_bars.text(probability + 0.01, y, f"{probability:.3f}", va="center", fontsize=7)
-    axes[-1, 1].set_xlabel("softmax probability (ImageNet-1k, 1,000 classes)", fontsize=8)
-    fig.suptitle("EfficientNet-Lite0 (ImageNet-1k weights): top-5 classes of bundled photographs", fontsize=10)
-    return save_figure(fig, path)
 
 
 def _gradcam(paths: list[Path], figure: Path, device: str) -> dict:

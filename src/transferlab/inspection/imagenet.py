@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -49,6 +49,7 @@ class ImagePrediction:
     eval: TopK
     no_normalize: TopK | None = None
     train_passes: list[TopK] = field(default_factory=list)
+    crop: Any = field(default=None, repr=False, compare=False)  # the network's view (PIL image: resize + crop)
 
     def train_summary(self) -> dict | None:
         """How often train mode agrees with the eval top-1, and the spread of its probability."""
@@ -138,7 +139,8 @@ def predict_imagenet(backbone: Backbone, images: Sequence[Path | str], *, k: int
     with torch.no_grad():
         logits = forward(x)
         names = class_names(backbone, logits.shape[1])
-        results = [ImagePrediction(str(path), t) for path, t in zip(images, top_k(logits, names, k))]
+        results = [ImagePrediction(str(path), t, crop=geometry(img))
+                   for path, t, img in zip(images, top_k(logits, names, k), pils)]
         if raw is not None:
             for result, t in zip(results, top_k(forward(raw), names, k)):
                 result.no_normalize = t
@@ -173,40 +175,51 @@ def _train_mode_passes(model: torch.nn.Module, forward, x: torch.Tensor, passes:
     return out
 
 
-def plot_predictions(results: Sequence[ImagePrediction], images: Sequence, path: Path | str,
+def plot_predictions(results: Sequence[ImagePrediction], images: Sequence | None, path: Path | str,
                      title: str = "") -> Path:
-    """One row per image: the image, then a top-k bar chart per variant (eval, no normalisation, train)."""
+    """One row per image: what the network saw (its resize and crop), then a top-k bar chart per variant
+    (eval, no normalisation, train mode). ``images`` is only used for results without their crop."""
+    import textwrap
+
     import matplotlib.pyplot as plt
 
     from ..report import save_figure
 
     variants = ["eval"] + (["no_normalize"] if results[0].no_normalize is not None else []) \
         + (["train_mode"] if results[0].train_passes else [])
-    fig, axes = plt.subplots(len(results), 1 + len(variants), figsize=(3.2 + 4.2 * len(variants),
-                                                                       2.6 * len(results)), squeeze=False)
+    images = list(images) if images is not None else [None] * len(results)
+    fig, axes = plt.subplots(len(results), 1 + len(variants), figsize=(2.6 + 4.4 * len(variants),
+                                                                       2.4 * len(results) + (0.5 if title else 0)),
+                             squeeze=False, layout="constrained",
+                             gridspec_kw={"width_ratios": [1] + [1.7] * len(variants)})
     for row, (result, img) in zip(axes, zip(results, images)):
         shown = [result.eval] + ([result.no_normalize] if result.no_normalize is not None else []) \
             + result.train_passes[:1]
-        scale = min(1.0, 1.15 * max(p for t in shown for p in t.probabilities))  # random weights: ~1/1000
-        row[0].imshow(img)
+        scale = min(1.0, max(p for t in shown for p in t.probabilities))  # random weights: ~1/1000
+        row[0].imshow(result.crop if result.crop is not None else img)
         row[0].set_axis_off()
-        row[0].set_title(Path(result.image).name, fontsize=8)
+        name = Path(result.image).name
+        row[0].set_title(name if len(name) <= 30 else f"{name[:18]}...{name[-9:]}", fontsize=8)
         for ax, variant in zip(row[1:], variants):
             if variant == "train_mode":
                 t = result.train_passes[0]
                 summary = result.train_summary()
-                label = f"train mode, pass 1 of {summary['passes']} (top-1 = eval in {summary['top1_agreement']:.0%})"
+                label = f"train mode, pass 1 of {summary['passes']}\n(top-1 = eval in {summary['top1_agreement']:.0%})"
             else:
                 t = result.eval if variant == "eval" else result.no_normalize
                 label = "eval mode" if variant == "eval" else "no ImageNet normalisation"
             ax.barh(range(len(t.names)), t.probabilities, color="tab:blue" if variant == "eval" else "tab:orange")
-            ax.set_yticks(range(len(t.names)), [n[:28] for n in t.names], fontsize=7)
+            # whole names (wrapped, not cut); constrained layout makes room for them left of the bars
+            ax.set_yticks(range(len(t.names)), [textwrap.fill(n, 22, max_lines=2, placeholder="...")
+                                                for n in t.names], fontsize=7)
             ax.invert_yaxis()
-            ax.set_xlim(0, scale)
+            ax.set_xlim(0, min(1.15, scale * 1.3))  # room for the numbers after the longest bar
             for y, p in enumerate(t.probabilities):
                 ax.text(p, y, f" {p:.3g}", va="center", fontsize=6)
             ax.set_title(label, fontsize=8)
             ax.tick_params(axis="x", labelsize=7)
+    for ax in axes[-1, 1:]:
+        ax.set_xlabel("softmax probability", fontsize=7)
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, fontsize=10)
     return save_figure(fig, path)
