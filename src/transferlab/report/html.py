@@ -26,8 +26,9 @@ h1{font-size:1.5em;margin:.8em 0 .2em}h2{font-size:1.15em;margin:1.6em 0 .5em;bo
 .headline div{background:#f3f6f9;border:1px solid #d0d7de;border-radius:6px;padding:.4em .8em}
 .headline b{display:block;font-size:1.4em}
 table{border-collapse:collapse;font-size:.9em;margin:.4em 0}
-th,td{border:1px solid #d0d7de;padding:.25em .6em;text-align:left;vertical-align:top;overflow-wrap:anywhere}
-td.num{text-align:right;font-variant-numeric:tabular-nums}
+th,td{border:1px solid #d0d7de;padding:.25em .6em;text-align:left;vertical-align:top;white-space:nowrap}
+td{max-width:32em;overflow-wrap:anywhere;white-space:normal}
+td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 th.sortable{cursor:pointer;background:#f3f6f9;user-select:none}th.sortable:after{content:" \\2195";color:#8c959f}
 td.diag{background:#dafbe1;font-weight:600}td.off{background:#ffebe9}
 .scroll{overflow-x:auto;max-width:100%}

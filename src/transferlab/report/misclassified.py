@@ -44,7 +44,33 @@ def read_predictions(folder: Path) -> list[dict[str, str]]:
     if not path.is_file():
         return []
     with open(path, newline="", encoding="utf-8", errors="surrogateescape") as handle:
-        return list(csv.DictReader(handle))
+        reader = csv.DictReader(handle)
+        if not {"path", "true", "predicted"} <= set(reader.fieldnames or ()):
+            return []  # another table of that name (predict-imagenet's top-k rows)
+        return list(reader)
+
+
+def has_predictions(folder: Path) -> bool:
+    """Whether ``folder`` holds the test split's ``predictions.csv`` (path, true and predicted class)."""
+    path = Path(folder) / "predictions.csv"
+    if not path.is_file():
+        return False
+    with open(path, newline="", encoding="utf-8", errors="surrogateescape") as handle:
+        return {"path", "true", "predicted"} <= set(csv.DictReader(handle).fieldnames or ())
+
+
+def _spread(rows: list[dict[str, str]], limit: int) -> list[dict[str, str]]:
+    """Up to ``limit`` rows taken in turn from each true class (not the first class's errors only)."""
+    by_class: dict[str, list[dict[str, str]]] = {}
+    for row in rows:
+        by_class.setdefault(row.get("true", ""), []).append(row)
+    picked: list[dict[str, str]] = []
+    queues = list(by_class.values())
+    while len(picked) < limit and any(queues):
+        for queue in queues:
+            if queue and len(picked) < limit:
+                picked.append(queue.pop(0))
+    return picked
 
 
 def misclassified(folder: Path, limit: int = LIMIT, cwd: str | None = None) -> tuple[list[Misclassified], int]:
@@ -54,7 +80,8 @@ def misclassified(folder: Path, limit: int = LIMIT, cwd: str | None = None) -> t
     """
     folder = Path(folder)
     wrong = [r for r in read_predictions(folder) if r.get("true") != r.get("predicted")]
-    items = [Misclassified(r.get("path", ""), r.get("true", ""), r.get("predicted", "")) for r in wrong[:limit]]
+    items = [Misclassified(r.get("path", ""), r.get("true", ""), r.get("predicted", ""))
+             for r in _spread(wrong, limit)]
     if not items:
         return items, len(wrong)
     base = Path(cwd) if cwd and Path(cwd).is_dir() else Path.cwd()

@@ -16,7 +16,7 @@ from typing import Any
 
 from .._utils import atomic_write_bytes
 from . import html as h
-from .misclassified import LIMIT, misclassified
+from .misclassified import LIMIT, has_predictions, misclassified
 
 REPORT = "report.html"
 _HEADLINE = ("accuracy", "balanced_accuracy", "backbone", "layer", "classifier", "chosen_C", "n_train", "n_test",
@@ -72,8 +72,8 @@ def describe(folder: Path) -> dict[str, Any]:
     return {"command": first(config.get("command"), "?"),
             "backbone": first(metrics.get("backbone"), config.get("backbone"), extraction.get("backbone"),
                               summary.get("backbone"), options.get("backbone"), args.get("backbone")),
-            "layer": first(metrics.get("layer"), layers[0] if isinstance(layers, list) and layers else None,
-                           summary.get("best_layer_by_cv"), config.get("resolved_layer")),
+            "layer": first(metrics.get("layer"), summary.get("best_layer_by_cv"), config.get("resolved_layer"),
+                           layers[0] if isinstance(layers, list) and len(layers) == 1 else None),
             "metric_name": metric_name, "metric": metric, "date": status.get("started"),
             "status": status.get("status"), "seconds": status.get("seconds")}
 
@@ -90,14 +90,14 @@ def write_html_report(folder: Path | str, limit: int = LIMIT) -> Path:
         parts.append(h.section("Per class", h.table(rows)))
     if metrics.get("confusion_matrix") and metrics.get("classes"):
         parts.append(h.section("Confusion matrix", _confusion(metrics) + _png(folder, "confusion_matrix.png")))
-    if (folder / "predictions.csv").is_file():
+    if has_predictions(folder):
         parts.append(h.section("Misclassified test images", _misclassified(folder, config, limit)))
     if (folder / "history.csv").is_file() or (folder / "curves.png").is_file():
         parts.append(h.section("Training curves", _curves(folder)))
-    parts.append(_study(folder, summary))
     figures = [p for p in sorted(folder.glob("*.png")) if p.name not in _SHOWN_ELSEWHERE]
     if figures:
         parts.append(h.section("Figures", "".join(h.figure(p) for p in figures)))
+    parts.append(_study(folder, summary))
     parts.append(h.section("Re-run", _rerun(folder)))
     if config:
         parts.append(h.section("Configuration", "<details><summary>config.json: the resolved options, the call and "
@@ -171,10 +171,11 @@ def _study(folder: Path, summary: dict) -> str:
     if not summary or not isinstance(table, str) or not (folder / table).is_file():
         return ""
     rows = read_csv_rows(folder / table)
-    values = {k: v for k, v in summary.items() if k not in ("table", "figures")}
+    # scalars are in the headline; what is left (the best cell of a grid...) is listed here
+    values = {k: v for k, v in summary.items() if k not in ("table", "figures") and isinstance(v, (dict, list))}
     listed = "".join(f"<tr><th>{h.text(k)}</th>{h.cell(v)}</tr>" for k, v in values.items())
-    return (h.section("Study summary", f"<table><tbody>{listed}</tbody></table>")
-            + h.section(f"Study table ({table})", h.table(rows)))
+    return ((h.section("Study summary", f"<table><tbody>{listed}</tbody></table>") if listed else "")
+            + h.section(f"Study table ({table}, {len(rows)} rows)", h.table(rows)))
 
 
 def _rerun(folder: Path) -> str:
