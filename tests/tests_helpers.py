@@ -32,3 +32,30 @@ def run_main(args, capsys):
         main(args)
     captured = capsys.readouterr()
     return exc.value.code, captured.out, captured.err
+
+
+def write_fake_flowers102(root, per_split=(2, 2, 3), n_classes=3, size=32, seed=0):
+    """Flowers-102 laid out as torchvision reads it (``flowers-102/jpg/image_NNNNN.jpg``, ``imagelabels.mat``,
+    ``setid.mat`` with ``trnid``/``valid``/``tstid``), ``per_split`` images per class, tinted by class.
+
+    Only the files' md5 check cannot pass (the real files are not here): tests patch
+    ``Flowers102._check_integrity``; everything else is torchvision's own loading code."""
+    from scipy.io import savemat
+
+    rng = np.random.default_rng(seed)
+    base = root / "flowers-102"
+    (base / "jpg").mkdir(parents=True)
+    labels, ids = [], {"trnid": [], "valid": [], "tstid": []}
+    image_id = 0
+    for c in range(n_classes):
+        for key, n in zip(ids, per_split):
+            for _ in range(n):
+                image_id += 1
+                tint = np.array([(60 + 90 * c) % 256, (200 - 70 * c) % 256, 40 + 60 * c], dtype=np.float32)
+                image = np.clip(tint + rng.normal(0, 25, size=(size, size + 8 * c, 3)), 0, 255).astype(np.uint8)
+                Image.fromarray(image).save(base / "jpg" / f"image_{image_id:05d}.jpg")
+                labels.append(c + 1)  # 1-based, as in the real imagelabels.mat
+                ids[key].append(image_id)
+    savemat(base / "imagelabels.mat", {"labels": np.array(labels)})
+    savemat(base / "setid.mat", {k: np.array(v) for k, v in ids.items()})
+    return root

@@ -61,3 +61,40 @@ def test_folder_data_matches_the_run_split(tiny_dir):
     split = load_split(tiny_dir, test_fraction=0.25, seed=0)
     assert [r for r, _ in data.test] == [s.path for s in split.test]
     assert [lab for _, lab in data.train] == [s.label for s in split.train]
+
+
+def test_flowers102_keeps_its_own_train_val_test_splits(tmp_path, monkeypatch):
+    """torchvision's real Flowers102 loader on a folder laid out as it expects (only the md5 check is patched):
+    train trains, val is the validation set (nothing carved from train), test is evaluated once."""
+    import json
+
+    import torchvision.datasets as tvd
+    from tests_helpers import write_fake_flowers102
+
+    root = write_fake_flowers102(tmp_path / "tv", per_split=(3, 2, 2))
+    monkeypatch.setattr(tvd.Flowers102, "_check_integrity", lambda self: True)
+    # the folder holds 3 of the 102 classes; a 102-row confusion matrix figure alone would take 15 s here
+    monkeypatch.setattr(tvd.Flowers102, "classes", tvd.Flowers102.classes[:3])
+    data = torchvision_data("flowers102", root, download=False)
+    assert data.classes == ["pink primrose", "hard-leaved pocket orchid", "canterbury bells"]
+    assert (len(data.train), len(data.val), len(data.test)) == (9, 6, 6)
+    assert [lab for _, lab in data.train] == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    assert data.describe(data.val[0][0]) == "flowers102/val/0" and data.load(data.test[5][0]).size == (48, 32)
+    metrics = finetune(dataset="flowers102", data_root=root, **{**FAST, "test_fraction": None}, epochs=2,
+                       augment="none", freeze="none", out=tmp_path / "run", patience=None)
+    assert (metrics["n_train"], metrics["n_val"], metrics["n_test"]) == (9, 6, 6)
+    coverage = json.loads((tmp_path / "run" / "data_coverage.json").read_text())
+    assert coverage["n_train"] == 9 and coverage["covers_all"]
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["data"]["validation"] == "the dataset's own split" and config["data"]["n_val"] == 6
+
+
+def test_flowers102_offline_without_files_is_one_clear_error(tmp_path, monkeypatch):
+    import torchvision.datasets.utils as tvu
+
+    def offline(*args, **kwargs):
+        raise OSError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(tvu, "download_url", offline)
+    with pytest.raises(DataError, match=r"dataset flowers102 is not in .* could not be downloaded .*--data-root"):
+        torchvision_data("flowers102", tmp_path / "empty")

@@ -3,9 +3,11 @@
 An image folder goes through :func:`transferlab.data.load_split` (``DATA/train`` + ``DATA/test`` or one
 folder split per class with a seed). ``--dataset flowers102|cifar10|mnist`` uses torchvision's own
 loaders with ``download=True`` (report 004 trains on Oxford Flowers-102); offline, a missing dataset
-raises :class:`DataError` saying where to put the files. For Flowers-102 the official ``train`` and
-``val`` splits (10 images per class each) together form the training pool, from which the trainer
-carves its own validation split; ``test`` is the official test split.
+raises :class:`DataError` saying where to put the files. Flowers-102 keeps its own three splits
+(torchvision's ``Flowers102(split="train"|"val"|"test")``, 10 + 10 images per class and 6,149 test
+images): ``train`` trains, ``val`` is the validation set (best epoch, early stopping; nothing is carved
+from ``train``), ``test`` is evaluated once at the end. CIFAR-10 and MNIST have no validation split: the
+trainer carves one from their training set.
 """
 
 from __future__ import annotations
@@ -26,7 +28,10 @@ TORCHVISION_DATASETS = ("flowers102", "cifar10", "mnist")
 
 @dataclass
 class TrainingData:
-    """Classes plus train and test items ``(ref, label)``; ``ref`` is a path or ``(split, index)``."""
+    """Classes plus train and test items ``(ref, label)``; ``ref`` is a path or ``(split, index)``.
+
+    ``val`` holds the dataset's own validation items (Flowers-102); ``None``: the trainer carves a
+    validation split from ``train``."""
 
     name: str
     classes: list[str]
@@ -35,6 +40,7 @@ class TrainingData:
     root: Path | None = None
     skipped: list[tuple[str, str]] = field(default_factory=list)
     sets: dict[str, Any] = field(default_factory=dict, repr=False)
+    val: list[tuple[Any, int]] | None = None
 
     def load(self, ref: Any) -> Image.Image:
         """Decode one item to an RGB PIL image (raises ImageDecodeError for a bad file)."""
@@ -48,7 +54,13 @@ class TrainingData:
 
     def summary(self) -> dict:
         return {"name": self.name, "root": str(self.root) if self.root else None, "classes": self.classes,
-                "n_train": len(self.train), "n_test": len(self.test), "n_skipped": len(self.skipped)}
+                "n_train": len(self.train), "n_test": len(self.test), "n_skipped": len(self.skipped),
+                "n_val": None if self.val is None else len(self.val),
+                "validation": "the dataset's own split" if self.val is not None else "carved from train"}
+
+    def splits(self) -> dict[str, list[tuple[Any, int]]]:
+        """``{"train": ..., "val": ... (when the dataset has its own), "test": ...}``."""
+        return {"train": self.train, **({"val": self.val} if self.val is not None else {}), "test": self.test}
 
 
 def folder_data(root: Path | str, *, train_per_class: int | None = 100, test_fraction: float | None = None,
@@ -77,15 +89,15 @@ def torchvision_data(name: str, root: Path | str | None = None, download: bool =
     try:
         if name == "flowers102":
             sets = {s: tvd.Flowers102(root, split=s, download=download) for s in ("train", "val", "test")}
-            train_parts, classes = ("train", "val"), list(tvd.Flowers102.classes)
+            classes = list(tvd.Flowers102.classes)
         elif name == "cifar10":
             sets = {"train": tvd.CIFAR10(root, train=True, download=download),
                     "test": tvd.CIFAR10(root, train=False, download=download)}
-            train_parts, classes = ("train",), list(sets["train"].classes)
+            classes = list(sets["train"].classes)
         else:
             sets = {"train": tvd.MNIST(root, train=True, download=download),
                     "test": tvd.MNIST(root, train=False, download=download)}
-            train_parts, classes = ("train",), list(sets["train"].classes)
+            classes = list(sets["train"].classes)
     except Exception as exc:  # offline: URLError/OSError; missing files without download: RuntimeError
         raise DataError(
             f"dataset {name} is not in {root} and could not be downloaded ({exc.__class__.__name__}: "
@@ -93,9 +105,9 @@ def torchvision_data(name: str, root: Path | str | None = None, download: bool =
             f"connect once to download it there, or pass --data-root to a folder that holds torchvision's "
             f"{name} files, or use an image folder instead"
         ) from exc
-    train = [((part, i), int(label)) for part in train_parts for i, label in enumerate(_labels(sets[part]))]
-    test = [(("test", i), int(label)) for i, label in enumerate(_labels(sets["test"]))]
-    return TrainingData(name=name, classes=classes, train=train, test=test, root=root, sets=sets)
+    items = {part: [((part, i), int(label)) for i, label in enumerate(_labels(ds))] for part, ds in sets.items()}
+    return TrainingData(name=name, classes=classes, train=items["train"], test=items["test"], root=root, sets=sets,
+                        val=items.get("val"))
 
 
 def _labels(ds: Any) -> Sequence[int]:

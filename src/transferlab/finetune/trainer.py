@@ -152,10 +152,13 @@ class FinetuneTask(Task):
         self.cfg, self.data, self.out, self.ctx = cfg, data, out, ctx
         self.started = time.perf_counter()
         self.epoch = 0
-        train_pos, val_pos = split_validation([lab for _, lab in data.train], cfg.val_fraction, cfg.seed,
-                                              data.classes)
-        self.train_items = [data.train[i] for i in train_pos]
-        self.val_items = [data.train[i] for i in val_pos]
+        if data.val is not None:  # the dataset's own validation split (Flowers-102)
+            self.train_items, self.val_items = list(data.train), list(data.val)
+        else:
+            train_pos, val_pos = split_validation([lab for _, lab in data.train], cfg.val_fraction, cfg.seed,
+                                                  data.classes)
+            self.train_items = [data.train[i] for i in train_pos]
+            self.val_items = [data.train[i] for i in val_pos]
         self.split_digest = text_digest([data.describe(r) for r, _ in self.train_items],
                                         [data.describe(r) for r, _ in self.val_items])
         self.bb, self.frozen = build_network(cfg, len(data.classes))
