@@ -15,7 +15,8 @@ import typer
 from ..errors import TransferlabError
 
 # Command modules, in the order their commands appear in --help.
-COMMAND_MODULES = ["core", "classify", "inspection", "studies", "finetune", "explain", "adapt", "gan", "runs", "report"]
+COMMAND_MODULES = ["core", "classify", "inspection", "studies", "finetune", "explain", "adapt", "gan", "runs", "report",
+                   "export"]
 
 app = typer.Typer(
     name="transferlab", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
