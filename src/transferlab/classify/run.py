@@ -17,6 +17,7 @@ import numpy as np
 from ..backbones import Backbone
 from ..errors import ConfigError
 from ..features import SplitFeatures
+from ..features.distributed import ExtractionGroup
 from ..pipeline import ExtractionOptions, features_for, log_extraction, run_config, write_skipped
 from ..report.plots import save_figure
 from ..runs import Run
@@ -77,7 +78,8 @@ def run_linear(data: Path | str, out: Path | str | None = None, extraction: Extr
 
     Keyword arguments are a shortcut for the fields of :class:`ExtractionOptions` and
     :class:`LinearOptions` (``run_linear(data, backbone="resnet18", C="auto")``); the two option objects may
-    also be given as dicts (as ``config.json`` records them, for ``transferlab rerun``). Returns the metrics.
+    also be given as dicts (as ``config.json`` records them, for ``transferlab rerun``). Returns the metrics
+    (under torchrun the ranks share the extraction; rank 0 alone fits and writes, the others return ``{}``).
     """
     if isinstance(extraction, dict):
         extraction = ExtractionOptions(**extraction)
@@ -95,8 +97,13 @@ def run_linear(data: Path | str, out: Path | str | None = None, extraction: Extr
     if linear.repeats < 1:
         raise ConfigError(f"--repeats must be at least 1; got {linear.repeats}")
     call = {"data": str(data), "extraction": extraction, "linear": linear}
+    group = ExtractionGroup(extraction.device)
+    if not group.is_main:  # under torchrun: help extract, then leave fitting and writing to rank 0
+        group.help(lambda: features_for(data, extraction))
+        return {}
     with Run("run", "transferlab.classify.run:run_linear", call, out, inputs=(data,)) as run:
-        result = features_for(data, extraction)
+        with group:
+            result = features_for(data, extraction)
         if linear.repeats > 1 and result.split.layout == "train/test":
             raise ConfigError("--repeats draws new train/test splits, but this dataset has a fixed train/ and test/ "
                               "split; use a single-folder dataset or --repeats 1")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -54,12 +55,16 @@ def run(
     linear = LinearOptions(classifier, parse_C(C), pca, cv_folds, DEFAULT_C_GRID, repeats)
     out = _resolve_out(out, "run")
     metrics = run_linear(data, out, extraction, linear)
-    print_summary(metrics, out)
+    if metrics:  # empty on a torchrun rank other than 0
+        print_summary(metrics, out)
 
 
-def _resolve_out(out: Path | None, command: str) -> Path:
+def _resolve_out(out: Path | None, command: str) -> Path | None:
     from ..runs import make_run_dir
+    from ..training.distributed import launched_by_torchrun
 
+    if out is None and launched_by_torchrun() and os.environ["RANK"] != "0":
+        return None  # a torchrun rank other than 0 writes no run folder
     return out if out is not None else make_run_dir(None, command)
 
 

@@ -105,7 +105,8 @@ class StudyOptions:
 
         result = study(kind, data, self.extraction(), self.linear(), study_options, out=self.out,
                        restart=self.restart, progress=not self.quiet)
-        _print(result, kind, columns)
+        if result is not None:  # None on a torchrun rank other than 0
+            _print(result, kind, columns)
 
 
 def _print(result, name: str, columns: list[str]) -> None:

@@ -9,10 +9,11 @@ same settings; the CV accuracy it reports is k-fold CV on the training split onl
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 from sklearn.metrics import accuracy_score
@@ -29,6 +30,10 @@ def effective_pooling(backbone: Backbone, layer: str, pooling: str) -> str:
     return pooling if len(shape) > 1 else "none"
 
 
+class FeaturesFetched(Exception):
+    """Raised by :meth:`FeatureSource.get` inside :meth:`FeatureSource.fetch_only` once the features are in."""
+
+
 class FeatureSource:
     """Backbones loaded once; the features of the last request kept in memory (bounded memory)."""
 
@@ -36,6 +41,18 @@ class FeatureSource:
         self.data, self.extraction = data, extraction
         self._backbones: dict[str, Backbone] = {}
         self._last: tuple[tuple, DatasetFeatures] | None = None
+        self._fetch_only = False
+
+    @contextlib.contextmanager
+    def fetch_only(self) -> Iterator[None]:
+        """Inside, :meth:`get` extracts (or finds) the features and then stops its caller with
+        :class:`FeaturesFetched`: a study's conditions run up to their features and no further (how torchrun's
+        ranks extract a study's features together before rank 0 fits, ``runner._shared_conditions``)."""
+        self._fetch_only = True
+        try:
+            yield
+        finally:
+            self._fetch_only = False
 
     def backbone(self, name: str | None = None, keep: bool = True) -> Backbone:
         """Load ``name`` (default: the study's backbone); ``keep=False`` holds only one model at a time."""
@@ -60,6 +77,8 @@ class FeatureSource:
         if self._last is None or self._last[0] != key:
             self._last = None  # free the previous matrices before extracting the next ones
             self._last = (key, features_for(self.data, options, backbone=backbone))
+        if self._fetch_only:
+            raise FeaturesFetched
         return self._last[1]
 
 

@@ -30,8 +30,10 @@ from typing import Any
 from .._progress import progress_bar
 from .._utils import text_digest, write_json
 from ..errors import ConfigError
+from ..features.distributed import ExtractionGroup
 from ..report import write_table
 from ..runs import Run
+from ..training.distributed import broadcast_object
 
 RESULTS_FILE = "results.jsonl"
 
@@ -123,8 +125,11 @@ def study(kind: str, data: Path | str, extraction: Any = None, linear: Any = Non
     options = dict(options or {})
     call = {"kind": kind, "data": data, "extraction": extraction, "linear": linear, "options": options,
             "restart": restart, "progress": progress}
+    group = ExtractionGroup(extraction.device, everywhere=True)
+    if not group.is_main:  # under torchrun: help extract the features, rank 0 fits and writes
+        return _help(cls(data, extraction, linear, **options), group)
     with _study_run(cls.name, STUDY_VERB, call, out, (data,), restart) as run:
-        return _run_in(cls(data, extraction, linear, **options), run, progress=progress, restart=restart)
+        return _run_in(cls(data, extraction, linear, **options), run, progress=progress, restart=restart, group=group)
 
 
 def run_study(study: Study, out: Path | str | None, *, progress: bool = True, restart: bool = False) -> StudyResult:
@@ -133,8 +138,11 @@ def run_study(study: Study, out: Path | str | None, *, progress: bool = True, re
     A study object built in Python records no reproducible call (``transferlab rerun`` refuses it); the
     :func:`study` verb records one.
     """
+    group = ExtractionGroup(getattr(getattr(study, "extraction", None), "device", "auto"), everywhere=True)
+    if not group.is_main:
+        return _help(study, group)
     with _study_run(study.name, None, {}, out, study.inputs(), restart) as run:
-        return _run_in(study, run, progress=progress, restart=restart)
+        return _run_in(study, run, progress=progress, restart=restart, group=group)
 
 
 def _study_run(name: str, verb: str | None, call: dict[str, Any], out, inputs, restart: bool) -> Run:
@@ -144,13 +152,40 @@ def _study_run(name: str, verb: str | None, call: dict[str, Any], out, inputs, r
     return Run(f"study {name}", verb, call, out, inputs=inputs, resume=resuming)  # type: ignore[arg-type]
 
 
-def _run_in(study: Study, run: Run, *, progress: bool, restart: bool) -> StudyResult:
+def _help(study: Study, group: ExtractionGroup) -> None:
+    """A torchrun rank other than 0: extract with rank 0 the features of the conditions it will run."""
+    _shared_conditions(study, group, {})
+
+
+def _shared_conditions(study: Study, group: ExtractionGroup | None, done: dict[str, Any]) -> list[Condition]:
+    """The study's conditions; under torchrun the ranks first extract together the features of those rank 0
+    has not ``done`` (each condition evaluated up to its features, :meth:`FeatureSource.fetch_only`)."""
+    if group is None or not group.enabled:
+        return study.conditions()
+    from .probe import FeaturesFetched
+
+    with group:
+        conditions = study.conditions()
+        todo = broadcast_object([c.key for c in conditions if c.key not in done] if group.is_main else None, group.ctx)
+        source = getattr(study, "source", None)
+        if source is not None:
+            with source.fetch_only():
+                for condition in (c for c in conditions if c.key in set(todo)):
+                    try:
+                        study.evaluate(condition)
+                    except FeaturesFetched:
+                        pass
+    return conditions
+
+
+def _run_in(study: Study, run: Run, *, progress: bool, restart: bool, group: ExtractionGroup | None = None
+            ) -> StudyResult:
     out = run.out
     config = study.config()
     digest = fingerprint(config)
     results_path = out / RESULTS_FILE
     done = {} if restart else _read_results(results_path, digest)
-    conditions = study.conditions()
+    conditions = _shared_conditions(study, group, done)
     keys = [c.key for c in conditions]
     if len(set(keys)) != len(keys):
         raise ConfigError(f"study {study.name} has repeated conditions ({', '.join(keys)}); list each once")
