@@ -12,6 +12,7 @@ from ._utils import atomic_write_bytes
 from .backbones import Backbone, load_backbone, resolve_layer
 from .data import DEFAULT_MAX_PIXELS, DatasetSplit, load_split
 from .features import ExtractionResult, SplitFeatures, extract_split
+from .features.distributed import ExtractionGroup
 from .runs import Run
 
 
@@ -69,12 +70,19 @@ def features_for(data: Path | str, options: ExtractionOptions, backbone: Backbon
     return DatasetFeatures(None, split, backbone, features, extraction)
 
 
-def extract_dataset(data: Path | str, out: Path | str | None, options: ExtractionOptions | dict) -> DatasetFeatures:
-    """``transferlab extract``: features.npz (one per layer when several), config.json, skipped.txt."""
+def extract_dataset(data: Path | str, out: Path | str | None, options: ExtractionOptions | dict
+                    ) -> DatasetFeatures | None:
+    """``transferlab extract``: features.npz (one per layer when several), config.json, skipped.txt.
+
+    Under torchrun the ranks share the extraction; rank 0 writes the run, the others return None."""
     options = ExtractionOptions(**options) if isinstance(options, dict) else options
     call = {"data": str(data), "options": options}
+    group = ExtractionGroup(options.device)
+    if not group.is_main:
+        return group.help(lambda: features_for(data, options))
     with Run("extract", "transferlab.pipeline:extract_dataset", call, out, inputs=(data,)) as run:
-        result = features_for(data, options)
+        with group:
+            result = features_for(data, options)
         result.out = run.out
         run.record(data=str(data), **run_config(options, result))
         log_extraction(run.log, result)
@@ -102,6 +110,8 @@ def log_extraction(log, result: DatasetFeatures) -> None:
     ex = result.extraction
     log.info("%s (%s) layers %s: %s", result.backbone.name, result.backbone.weights_id, ", ".join(result.features),
              "all from cache" if ex.from_cache else f"{ex.n_forward} images forwarded in {ex.seconds:.1f} s")
+    if ex.per_rank_forward is not None:
+        log.info("torchrun: %d ranks forwarded %s images (rank 0 first)", len(ex.per_rank_forward), ex.per_rank_forward)
     for path, reason in result.skipped:  # backslash escapes: a log line is text, a file name may not be UTF-8
         log.warning("skipped %s: %s", str(path).encode("utf-8", "backslashreplace").decode("utf-8"), reason)
 
