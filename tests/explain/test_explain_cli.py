@@ -77,6 +77,32 @@ def test_adversarial_command(photos, tmp_path, capsys, method):
     assert 0 < row["original_confidence"] <= 1 and 0 < row["adversarial_confidence"] <= 1
     assert (out / "adversarial.png").is_file() and (out / "adversarial_00_coffee.png").is_file()
     assert "steps" in stdout
+    assert -1 <= row["saliency_pearson"] <= 1 and -1 <= row["saliency_spearman"] <= 1
+    assert (out / "perturbation_vs_saliency.png").is_file()
+
+
+def test_adversarial_min_eps_and_carlini_wagner_commands(photos, tmp_path, capsys):
+    out = tmp_path / "min"
+    code, stdout, err = run(["explain", "adversarial", str(photos["coffee"]), str(photos["chelsea"]), *DIGITS,
+                             "--method", "fgsm", "--min-eps", "--max-eps", "0.5", "--tol", "0.002",
+                             "--out", str(out)], capsys)
+    assert code == 0, err
+    results = _results(out)
+    assert results["min_eps"] and results["tol"] == 0.002
+    for row in results["images"]:  # random digits_cnn is nearly constant: no eps up to 0.5 flips it
+        assert row["min_eps"] is None and row["min_eps_255"] is None and not row["success"]
+        assert row["linf"] == pytest.approx(0.5, abs=1e-6)  # shown: the attack at --max-eps
+    assert "smallest fooling eps not found" in stdout  # exact values: test_explain_adversarial.py (linear model)
+    out = tmp_path / "cw"
+    code, stdout, err = run(["explain", "adversarial", str(photos["coffee"]), *DIGITS, "--method", "cw",
+                             "--steps", "20", "--step-size", "0.05", "--out", str(out)], capsys)
+    assert code == 0, err
+    row = _results(out)["images"][0]
+    assert row["steps"] == 100  # 5 values of c x 20 Adam steps
+    assert row["l2"] > 0 if row["success"] else row["l2"] == 0  # nothing fooled: the original is returned
+    code, _, err = run(["explain", "adversarial", str(photos["coffee"]), *DIGITS, "--method", "cw", "--min-eps"],
+                       capsys)
+    assert code == 2 and "minimal-eps search takes an L-inf attack" in err
 
 
 def test_classviz_commands(photos, tmp_path, capsys):
@@ -124,7 +150,7 @@ def test_errors_are_one_line_exit_2(photos, tmp_path, capsys):
         (["explain", "saliency", str(bad / "broken.png"), *DIGITS], "not a readable image"),
         (["explain", "saliency", str(photos["chelsea"]), "--model", str(bad), "--out", str(bad / "o")],
          "inside the input folder"),
-        (["explain", "adversarial", str(photos["chelsea"]), *DIGITS, "--method", "cw"], "unknown attack 'cw'"),
+        (["explain", "adversarial", str(photos["chelsea"]), *DIGITS, "--method", "deepfool"], "unknown attack 'deepfool'"),
         (["explain", "saliency", str(photos["chelsea"]), "--model", str(tmp_path / "missing")],
          "not a transferlab model"),
     ]

@@ -55,7 +55,8 @@ def test_adversarial_verb_reruns_identically(photos, tmp_path, method):
     first = run_adversarial([photos["coffee"]], method=method, eps=0.03, steps=3, out=tmp_path / "first", **DIGITS)
     row = first["images"][0]
     assert row["linf"] <= 0.03 + 1e-7 and row["l2"] > 0
-    assert {p.name for p in first.files} == {"adversarial.png", "adversarial_00_coffee.png"}
+    assert {p.name for p in first.files} == {"adversarial.png", "perturbation_vs_saliency.png",
+                                             "adversarial_00_coffee.png"}
     again = _same_on_rerun(first, tmp_path)
     a, b = (np.asarray(Image.open(r.out / "adversarial_00_coffee.png")) for r in (first, again))
     assert np.array_equal(a, b)  # the adversarial image itself, pixel for pixel

@@ -90,25 +90,40 @@ def adversarial_cmd(images: Images, target: Annotated[Optional[str], typer.Optio
                         "--target", "-t", help="Class to reach (targeted attack); default: untargeted, away "
                                                "from the predicted class.")] = None,
                     method: Annotated[str, typer.Option("--method", help="iterative (the practical's) | fgsm | "
-                                                                         "pgd")] = "iterative",
+                                                                         "pgd | cw (Carlini-Wagner L2)")] = "iterative",
                     eps: Annotated[Optional[float], typer.Option("--eps", help="L-inf budget in [0,1] pixel units "
                                  "(fgsm/pgd default 8/255; iterative: none unless given).")] = None,
                     step_size: Annotated[Optional[float], typer.Option("--step-size", help="iterative: L2 length "
                                  "per step (0.5); pgd: sign step (2.5 eps/steps).")] = None,
                     steps: Annotated[Optional[int], typer.Option("--steps", min=1, help="iterative: step budget "
-                                                                  "(100); pgd: steps (10).")] = None,
+                                                                  "(100); pgd: steps (10); cw: Adam steps per c "
+                                                                  "(100).")] = None,
+                    min_eps: Annotated[bool, typer.Option("--min-eps", help="fgsm/pgd: per image, search the "
+                                      "smallest L-inf eps that fools (binary search up to --max-eps).")] = False,
+                    max_eps: Annotated[float, typer.Option("--max-eps", help="Upper end of the --min-eps search "
+                                                                             "([0,1] units).")] = 16 / 255,
+                    tol: Annotated[float, typer.Option("--tol", help="Resolution of the --min-eps search ([0,1] "
+                                                                     "units).")] = 0.05 / 255,
                     backbone: Backbone = "vgg16", weights: Weights = "imagenet", model: ModelDir = None,
                     preprocess: Preprocess = "weights", seed: Seed = 0, device: Device = "auto",
                     out: Out = None) -> None:
-    """Adversarial examples: the practical's iterative method, FGSM or PGD, clamped to valid images."""
+    """Adversarial examples: the practical's iterative method, FGSM, PGD or Carlini-Wagner L2, clamped to valid
+    images; the perturbation against the saliency map; optionally the smallest fooling eps (--min-eps)."""
     from ..explain.run import run_adversarial
 
     results = run_adversarial(images, target, method=method, eps=eps, step_size=step_size, steps=steps,
+                              min_eps=min_eps, max_eps=max_eps, tol=tol,
                               options=_options(backbone, weights, model, preprocess, seed, device), out=out)
     _report(results, [f"{r['image']}: {r['original_class']} ({r['original_confidence']:.2f}) -> "
                       f"{r['adversarial_class']} ({r['adversarial_confidence']:.2f}) in {r['steps']} steps, "
-                      f"Linf={r['linf_255']:.2f}/255, L2={r['l2']:.3f}{'' if r['success'] else ' (not fooled)'}"
+                      f"Linf={r['linf_255']:.3g}/255, L2={r['l2']:.3g}{'' if r['success'] else ' (not fooled)'}"
+                      + (f", smallest fooling eps {_eps255(r['min_eps_255'])}" if results["min_eps"] else "")
+                      + f"; perturbation vs saliency: Spearman {r['saliency_spearman']:.2f}"
                       for r in results["images"]])
+
+
+def _eps255(value) -> str:
+    return "not found" if value is None else f"{value:.3g}/255"
 
 
 @explain_app.command("classviz")

@@ -7,7 +7,7 @@ with its preprocessing, or a saved transferlab model). The commands' library ver
 (``transferlab activations``), not duplicated here.
 """
 
-from .adversarial import FGSM, METHODS, PGD, AttackResult, IterativeAttack, make_attack
+from .adversarial import FGSM, METHODS, PGD, AttackResult, CarliniWagnerL2, IterativeAttack, make_attack
 from .class_viz import ClassVisualization, ClassVisualizer
 from .gradcam import GradCAM, hook_count
 from .model import ExplainModel, PixelModel
@@ -18,7 +18,7 @@ from .saliency import SaliencyMap
 from .target import Explanation, Target, resolve_class
 
 __all__ = [
-    "FGSM", "METHODS", "PGD", "AttackResult", "ClassVisualization", "ClassVisualizer", "ExplainModel",
+    "FGSM", "METHODS", "PGD", "AttackResult", "CarliniWagnerL2", "ClassVisualization", "ClassVisualizer", "ExplainModel",
     "ExplainOptions", "ExplainResults", "Explanation", "GradCAM", "IterativeAttack", "PerceptualDistance",
     "PixelModel", "SaliencyMap", "Target",
     "add_noise", "default_layers", "hook_count", "make_attack", "perceptual_experiment", "pixel_distances",

@@ -1,11 +1,15 @@
-"""Adversarial examples: the practical's iterative method, FGSM and PGD, in [0, 1] pixel space.
+"""Adversarial examples: the practical's iterative method, FGSM, PGD and Carlini-Wagner L2, in [0, 1] pixels.
 
 * :class:`IterativeAttack`: the practical's method (Szegedy et al. 2014 in spirit; cs231n's
   ``make_fooling_image``): repeated gradient steps on the image, each of L2 length ``step_size``, toward
   the target class score, or (untargeted) raising the best other class's score over the true class's, until every image is
-  misclassified (or reaches the target) or ``max_steps`` is spent; optional L-inf budget ``eps``.
+  misclassified (or reaches the target) or ``max_steps`` is spent; optional L-inf budget ``eps``. The step
+  that fools an image is bisected (``refine`` halvings), so the perturbation does not overshoot by a step.
 * :class:`FGSM` (Goodfellow et al. 2015) and :class:`PGD` (Madry et al. 2018) with an L-inf budget:
   captum's ``captum.robust.FGSM`` / ``PGD``, plus a final exact projection onto the budget.
+* :class:`CarliniWagnerL2` (Carlini & Wagner 2017, "Towards Evaluating the Robustness of Neural Networks"):
+  the smallest-L2 attack, written by hand because captum (the maintained attribution library we use) has
+  no C&W and no other maintained attack library is a dependency here.
 
 Attacks run on :attr:`ExplainModel.pixel_module` (normalisation inside the model), so the adversarial
 image is always a valid image: every step is clamped to [0, 1].
@@ -26,7 +30,7 @@ from ..errors import ConfigError
 from .model import ExplainModel
 from .target import Target
 
-METHODS = ("iterative", "fgsm", "pgd")
+METHODS = ("iterative", "fgsm", "pgd", "cw")
 
 
 @dataclass
@@ -136,38 +140,71 @@ class IterativeAttack(_Attack):
     step_size : L2 length of each step in [0, 1] pixel units (the gradient is L2-normalised per image).
     max_steps : step budget.
     eps : optional L-inf budget; every step is projected back into it.
+    refine : halvings of the step that fools an image: the perturbation is cut back to the smallest
+        fraction of that last step that still fools (within ``step_size / 2**refine``); 0 keeps the full step.
     """
 
     def __init__(self, model: ExplainModel, *, step_size: float = 0.5, max_steps: int = 100,
-                 eps: float | None = None) -> None:
+                 eps: float | None = None, refine: int = 12) -> None:
         super().__init__(model, eps)
-        if step_size <= 0 or max_steps < 1:
-            raise ConfigError(f"step_size must be > 0 and max_steps >= 1; got {step_size}, {max_steps}")
-        self.step_size, self.max_steps = step_size, max_steps
+        if step_size <= 0 or max_steps < 1 or refine < 0:
+            raise ConfigError(f"step_size must be > 0, max_steps >= 1 and refine >= 0; got {step_size}, "
+                              f"{max_steps}, {refine}")
+        self.step_size, self.max_steps, self.refine = step_size, max_steps, refine
+
+    def _fooled(self, scores: torch.Tensor, labels: torch.Tensor, goal: torch.Tensor | None) -> torch.Tensor:
+        pred = scores.argmax(1)
+        return (pred == goal) if goal is not None else (pred != labels)
 
     def _run(self, x, labels, goal):
         net = self.model.pixel_module
         adv = x.clone()
         steps = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
-        for _ in range(self.max_steps):
+        previous, was_active = None, None
+        for taken in range(self.max_steps + 1):
             adv.requires_grad_(True)
             scores = net(adv)
-            pred = scores.argmax(1)
-            active = (pred != goal) if goal is not None else (pred == labels)
-            if not bool(active.any()):
+            active = ~self._fooled(scores, labels, goal)
+            last = not bool(active.any()) or taken == self.max_steps
+            if not last:
+                if goal is not None:
+                    objective = scores.gather(1, goal[:, None]).sum()
+                else:  # margin of the best other class over the true one: no softmax saturation
+                    true = scores.gather(1, labels[:, None])[:, 0]
+                    other = scores.scatter(1, labels[:, None], float("-inf")).amax(dim=1)
+                    objective = (other - true).sum()
+                (grad,) = torch.autograd.grad(objective, adv)
+            adv = adv.detach()
+            if previous is not None and self.refine:
+                newly = was_active & ~active  # fooled by the last step: cut it back
+                if bool(newly.any()):
+                    adv = self._bisect(x, previous, adv, newly, labels, goal)
+            if last:
                 break
-            if goal is not None:
-                objective = scores.gather(1, goal[:, None]).sum()
-            else:  # margin of the best other class over the true one: no softmax saturation
-                true = scores.gather(1, labels[:, None])[:, 0]
-                other = scores.scatter(1, labels[:, None], float("-inf")).amax(dim=1)
-                objective = (other - true).sum()
-            (grad,) = torch.autograd.grad(objective, adv)
             norm = grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
             step = self.step_size * grad / norm * active.view(-1, 1, 1, 1)
-            adv = self._project(x, adv.detach() + step)
+            previous, was_active = adv, active
+            adv = self._project(x, previous + step)
             steps += active.long()
         return adv.detach(), steps
+
+    @torch.no_grad()
+    def _bisect(self, x, before, after, which, labels, goal):
+        """For the images in ``which``: the smallest fraction of the step ``before -> after`` that still fools."""
+        net = self.model.pixel_module
+        lo = torch.zeros(x.shape[0], device=x.device)
+        hi = torch.ones(x.shape[0], device=x.device)
+        delta = after - before
+
+        def point(alpha):
+            return self._project(x, before + alpha.view(-1, 1, 1, 1) * delta)
+
+        for _ in range(self.refine):
+            mid = (lo + hi) / 2
+            fooled = self._fooled(net(point(mid)), labels, goal)
+            hi = torch.where(fooled, mid, hi)
+            lo = torch.where(fooled, lo, mid)
+        return torch.where(which.view(-1, 1, 1, 1), point(hi), after)
 
 
 def _cross_entropy() -> nn.Module:
@@ -218,13 +255,89 @@ class PGD(_Attack):
         return adv.detach(), torch.full((x.shape[0],), self.steps, dtype=torch.long, device=x.device)
 
 
+class CarliniWagnerL2(_Attack):
+    """Carlini & Wagner (2017) L2 attack: minimise ``||delta||_2^2 + c f(x + delta)`` in tanh space.
+
+    ``x + delta = (tanh(w) + 1) / 2`` keeps every image valid; ``f`` is the margin loss
+    ``max(Z_true - max_{i != true} Z_i, -kappa)`` (untargeted) or ``max(max_{i != t} Z_i - Z_t, -kappa)``
+    (targeted) on the logits ``Z``; Adam on ``w``; a binary search over ``c`` per image (start ``c``, x10
+    until it fools, then bisect) keeps the smallest-L2 fooling image found. Written by hand: captum, the
+    maintained attack library this project uses, offers FGSM and PGD only (see the module docstring).
+
+    Parameters
+    ----------
+    c : initial trade-off constant.
+    kappa : confidence margin (0 = just across the boundary).
+    steps : Adam steps per value of ``c``.
+    lr : Adam learning rate on ``w``.
+    search_steps : values of ``c`` tried (binary search).
+    """
+
+    def __init__(self, model: ExplainModel, *, c: float = 1.0, kappa: float = 0.0, steps: int = 100,
+                 lr: float = 0.01, search_steps: int = 5) -> None:
+        super().__init__(model, None)
+        if c <= 0 or kappa < 0 or steps < 1 or lr <= 0 or search_steps < 1:
+            raise ConfigError(f"Carlini-Wagner needs c > 0, kappa >= 0, steps >= 1, lr > 0, search_steps >= 1; "
+                              f"got {c}, {kappa}, {steps}, {lr}, {search_steps}")
+        self.c, self.kappa, self.steps, self.lr, self.search_steps = c, kappa, steps, lr, search_steps
+
+    def _margin(self, logits, labels, goal):
+        cls = goal if goal is not None else labels
+        own = logits.gather(1, cls[:, None])[:, 0]
+        other = logits.scatter(1, cls[:, None], float("-inf")).amax(dim=1)
+        return (other - own if goal is not None else own - other).clamp_min(-self.kappa)
+
+    def _run(self, x, labels, goal):
+        net = self.model.pixel_module
+        n = x.shape[0]
+        w0 = torch.atanh((2 * x - 1).clamp(-1 + 1e-6, 1 - 1e-6)).detach()
+        c = torch.full((n,), self.c, device=x.device)
+        lo, hi = torch.zeros_like(c), torch.full_like(c, float("inf"))
+        best, best_l2 = x.clone(), torch.full_like(c, float("inf"))
+        steps = torch.zeros(n, dtype=torch.long, device=x.device)
+        for _ in range(self.search_steps):
+            w = w0.clone().requires_grad_(True)
+            opt = torch.optim.Adam([w], lr=self.lr)
+            fooled_now = torch.zeros(n, dtype=torch.bool, device=x.device)
+            for _ in range(self.steps):
+                adv = (torch.tanh(w) + 1) / 2
+                logits = net(adv)
+                l2 = (adv - x).flatten(1).pow(2).sum(1)
+                loss = (l2 + c * self._margin(logits, labels, goal)).sum()
+                with torch.no_grad():
+                    pred = logits.argmax(1)
+                    fooled = (pred == goal) if goal is not None else (pred != labels)
+                    better = fooled & (l2 < best_l2)
+                    best = torch.where(better.view(-1, 1, 1, 1), adv.detach(), best)
+                    best_l2 = torch.where(better, l2.detach(), best_l2)
+                    fooled_now |= fooled
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                steps += 1
+            with torch.no_grad():  # binary search on c: smaller where it fooled, larger where it did not
+                hi = torch.where(fooled_now, torch.minimum(hi, c), hi)
+                lo = torch.where(fooled_now, lo, torch.maximum(lo, c))
+                c = torch.where(torch.isinf(hi), c * 10, (lo + hi) / 2)
+        return best.detach(), steps
+
+
 def make_attack(method: str, model: ExplainModel, *, eps: float | None = None, step_size: float | None = None,
                 steps: int | None = None, seed: int = 0) -> _Attack:
-    """Build an attack by name (``iterative``, ``fgsm``, ``pgd``) with the CLI's options."""
+    """Build an attack by name (``iterative``, ``fgsm``, ``pgd``, ``cw``) with the CLI's options.
+
+    For ``cw``, ``steps`` are Adam steps per value of c (default 100) and ``step_size`` Adam's learning rate
+    (0.01); it has no L-inf budget (``eps`` is refused).
+    """
     if method == "iterative":
         return IterativeAttack(model, step_size=step_size or 0.5, max_steps=steps or 100, eps=eps)
     if method == "fgsm":
         return FGSM(model, eps=eps if eps is not None else 8 / 255)
     if method == "pgd":
         return PGD(model, eps=eps if eps is not None else 8 / 255, step_size=step_size, steps=steps or 10, seed=seed)
+    if method == "cw":
+        if eps is not None:
+            raise ConfigError(f"the Carlini-Wagner attack minimises the L2 norm and takes no L-inf budget; got "
+                              f"--eps {eps}: drop --eps, or use --method pgd for an L-inf budget")
+        return CarliniWagnerL2(model, steps=steps or 100, lr=step_size or 0.01)
     raise ConfigError(f"unknown attack {method!r}; expected one of {', '.join(METHODS)}")

@@ -47,24 +47,66 @@ def heatmap_grid(pixels: torch.Tensor, maps: torch.Tensor, titles: Sequence[str]
     return save_figure(fig, path)
 
 
+def signed_difference(diff: torch.Tensor) -> np.ndarray:
+    """``(3, H, W)`` difference -> ``(H, W)``: per pixel, the signed value of its largest-magnitude channel."""
+    d = diff.detach().float().cpu()
+    return d.gather(0, d.abs().argmax(0, keepdim=True))[0].numpy()
+
+
 def adversarial_grid(original: torch.Tensor, adversarial: torch.Tensor, titles: Sequence[tuple[str, str]],
                      path: Path | str) -> Path:
     """One row per image: original, adversarial, difference, magnified difference (report 001 Fig. 2.4).
 
-    The difference is drawn around mid-grey (0.5 = unchanged); the magnified difference is scaled so its
-    largest entry fills the range, with the factor in the title.
+    The difference is drawn with a symmetric colormap scaled to its own largest magnitude (blue negative,
+    red positive, white unchanged; per pixel the channel that moved most), with a colorbar in 1/255 units and
+    its L-inf / L2 norms in the title; the magnified difference is the RGB difference around mid-grey, scaled so
+    its largest entry fills the range, with the factor in the title.
     """
     n = original.shape[0]
-    fig, axes = plt.subplots(n, 4, figsize=(10.4, 2.8 * n), squeeze=False)
+    fig, axes = plt.subplots(n, 4, figsize=(12.4, 3.0 * n), squeeze=False,
+                             gridspec_kw={"width_ratios": [1, 1, 1.25, 1]})
     for i in range(n):
         diff = (adversarial[i] - original[i]).detach().cpu()
         top = float(diff.abs().max())
+        l2 = float(diff.flatten().norm())
         factor = 0.5 / top if top > 0 else 1.0
-        panels = [(original[i], titles[i][0]), (adversarial[i], titles[i][1]),
-                  (0.5 + diff, "difference"), (0.5 + factor * diff, f"difference x{factor:.0f}")]
-        for ax, (img, title) in zip(axes[i], panels):
+        for ax, (img, title) in zip(axes[i], [(original[i], titles[i][0]), (adversarial[i], titles[i][1])]):
             ax.imshow(to_image(img))
             ax.set_title(title, fontsize=8)
+        scale = top * 255 if top > 0 else 1.0
+        shown = axes[i, 2].imshow(signed_difference(diff) * 255, cmap="RdBu_r", vmin=-scale, vmax=scale)
+        axes[i, 2].set_title(f"difference: L-inf {top * 255:.3g}/255, L2 {l2:.3g}", fontsize=8)
+        bar = fig.colorbar(shown, ax=axes[i, 2], fraction=0.046, pad=0.03)
+        bar.ax.tick_params(labelsize=7)
+        bar.set_label("x 1/255", fontsize=7)
+        axes[i, 3].imshow(to_image(0.5 + factor * diff))
+        axes[i, 3].set_title(f"difference x{factor:.0f} around grey", fontsize=8)
+        for ax in axes[i]:
+            ax.axis("off")
+    return save_figure(fig, path)
+
+
+def perturbation_saliency_grid(original: torch.Tensor, perturbation: torch.Tensor, saliency: torch.Tensor,
+                               titles: Sequence[str], stats: Sequence[dict[str, float]], path: Path | str) -> Path:
+    """One row per image: the image, ``|perturbation|``, the saliency map, both overlaid (report 002, Q5).
+
+    Each map is scaled to its own maximum; the row's Pearson / Spearman correlations are in the last title.
+    """
+    n = original.shape[0]
+    fig, axes = plt.subplots(n, 4, figsize=(11.2, 3.1 * n), squeeze=False)
+    for i in range(n):
+        pert, sal = normalize_map(perturbation[i]), normalize_map(saliency[i])
+        axes[i, 0].imshow(to_image(original[i]))
+        axes[i, 0].set_title(titles[i], fontsize=8)
+        axes[i, 1].imshow(pert, cmap="magma", vmin=0, vmax=1)
+        axes[i, 1].set_title(f"|perturbation| (max {float(perturbation[i].max()) * 255:.3g}/255)", fontsize=8)
+        axes[i, 2].imshow(sal, cmap="hot", vmin=0, vmax=1)
+        axes[i, 2].set_title("saliency of the original class", fontsize=8)
+        both = np.stack([pert, sal, np.zeros_like(pert)], axis=-1)
+        axes[i, 3].imshow(np.clip(both, 0, 1))
+        axes[i, 3].set_title(f"red: perturbation, green: saliency\nPearson {stats[i]['pearson']:.2f}, "
+                             f"Spearman {stats[i]['spearman']:.2f}", fontsize=8)
+        for ax in axes[i]:
             ax.axis("off")
     return save_figure(fig, path)
 

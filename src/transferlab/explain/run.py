@@ -163,25 +163,46 @@ def run_gradcam(images: Sequence[str | Path], target: str | int | None = None, *
 
 def run_adversarial(images: Sequence[str | Path], target: str | int | None = None, *, method: str = "iterative",
                     eps: float | None = None, step_size: float | None = None, steps: int | None = None,
+                    min_eps: bool = False, max_eps: float = 16 / 255, tol: float = 0.05 / 255,
                     options: ExplainOptions | dict | None = None, out: Path | str | None = None,
                     **option_kw: Any) -> ExplainResults:
-    """Adversarial examples: the practical's iterative method, FGSM or PGD (targeted when ``target`` is given)."""
+    """Adversarial examples: the practical's iterative method, FGSM, PGD or Carlini-Wagner L2 (targeted when
+    ``target`` is given); with ``min_eps`` (FGSM/PGD), per image the smallest fooling L-inf budget in
+    ``(0, max_eps]`` within ``tol``. Always: the perturbation against the saliency map (report 002, Q5)."""
     from .adversarial import make_attack
-    from .figures import adversarial_grid, save_image
+    from .figures import adversarial_grid, perturbation_saliency_grid, save_image
+    from .robustness import minimal_eps, perturbation_vs_saliency
 
     opts, images = ExplainOptions.of(options, **option_kw), _paths(images)
-    settings = {"target": target, "method": method, "eps": eps, "step_size": step_size, "steps": steps}
+    settings = {"target": target, "method": method, "eps": eps, "step_size": step_size, "steps": steps,
+                "min_eps": min_eps, "max_eps": max_eps, "tol": tol}
     with _explain_run("adversarial", "run_adversarial", {"images": images, **settings}, opts, images, out,
                       **settings) as (run, net):
-        attack = make_attack(method, net, eps=eps, step_size=step_size, steps=steps, seed=opts.seed)
-        result = attack.attack(net.load_pixels(images), target)
+        pixels = net.load_pixels(images)
+        if min_eps:
+            search = minimal_eps(net, pixels, target, method=method, max_eps=max_eps, tol=tol, steps=steps,
+                                 seed=opts.seed)
+            result, used_eps = search.result, None
+        else:
+            attack = make_attack(method, net, eps=eps, step_size=step_size, steps=steps, seed=opts.seed)
+            result, used_eps = attack.attack(pixels, target), getattr(attack, "eps", None)
         rows = result.rows(net.classes, _names(images))
+        pert, sal, stats = perturbation_vs_saliency(net, result)
+        for i, row in enumerate(rows):
+            if min_eps:
+                found = search.eps[i]
+                row.update(min_eps=found, min_eps_255=None if found is None else found * 255)
+            row.update(saliency_pearson=stats[i]["pearson"], saliency_spearman=stats[i]["spearman"])
         titles = [(f"original: {r['original_class']} ({r['original_confidence']:.2f})",
                    f"adversarial: {r['adversarial_class']} ({r['adversarial_confidence']:.2f})") for r in rows]
-        files = [adversarial_grid(result.original, result.adversarial, titles, run.out / "adversarial.png")]
+        files = [adversarial_grid(result.original, result.adversarial, titles, run.out / "adversarial.png"),
+                 perturbation_saliency_grid(result.original, pert, sal,
+                                            [f"{r['image']}: {r['original_class']}" for r in rows], stats,
+                                            run.out / "perturbation_vs_saliency.png")]
         for i, name in enumerate(_names(images)):
             files.append(save_image(result.adversarial[i], run.out / f"adversarial_{i:02d}_{Path(name).stem}.png"))
-        return _done(run, {"method": method, "eps": getattr(attack, "eps", None), "images": rows}, files)
+        extra = {"max_eps": max_eps, "tol": tol} if min_eps else {}
+        return _done(run, {"method": method, "eps": used_eps, "min_eps": min_eps, **extra, "images": rows}, files)
 
 
 def run_classviz(target: str | int | None = None, *, init: str | Path | None = None, l2_reg: float = 1e-3,
