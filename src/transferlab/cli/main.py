@@ -11,6 +11,7 @@ import importlib
 import sys
 
 import typer
+from typer._click.exceptions import ClickException  # typer's own copy of click raises these
 
 from ..errors import TransferlabError
 
@@ -29,8 +30,12 @@ _STATE = {"debug": False}
 
 
 @app.callback()
-def _root(debug: bool = typer.Option(False, "--debug", help="Show full tracebacks for errors.")) -> None:
+def _root(ctx: typer.Context,
+          debug: bool = typer.Option(False, "--debug", help="Show full tracebacks for errors.")) -> None:
+    from .validation import guard_numeric_options
+
     _STATE["debug"] = debug
+    guard_numeric_options(ctx.command)  # before click parses the subcommand's options
 
 
 def _register_all() -> None:
@@ -54,7 +59,17 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
     try:
-        app(args=args, prog_name="transferlab", standalone_mode=True)
+        code = app(args=args, prog_name="transferlab", standalone_mode=False)
+    except ClickException as exc:  # a usage error: one line too, not click's framed box
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `transferlab study` alone: the help text
+            exc.show()
+            raise SystemExit(0) from None
+        command = exc.ctx.command_path if getattr(exc, "ctx", None) is not None else "transferlab"
+        typer.echo(f"error: {' '.join(exc.format_message().split())} (see `{command} --help`)", err=True)
+        raise SystemExit(exc.exit_code) from None
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        raise SystemExit(1) from None
     except TransferlabError as exc:
         from ..runs import remove_unused_run_dirs
 
@@ -66,6 +81,8 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         typer.echo("interrupted: finished work is saved; run the same command again to resume", err=True)
         raise SystemExit(130) from None
+    # as in click's standalone mode, which exits (0) after a command; `--help` returns its own exit code
+    raise SystemExit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":
