@@ -96,9 +96,10 @@ def run_config(options: ExtractionOptions, result: DatasetFeatures) -> dict:
     """The resolved configuration of a run (what produced the features)."""
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options).items()}
     from ._utils import resolve_device
+    from .features.engines import engine_device
 
     config.update(layers=list(result.features), weights_id=result.backbone.weights_id,
-                  resolved_device=str(resolve_device(options.device)),
+                  resolved_device=str(resolve_device(engine_device(options.engine, options.device))),
                   preprocessing_source=result.backbone.preprocessing_source,
                   preprocessing=result.backbone.preprocessing.as_dict(), split=result.split.describe(),
                   cache_keys=result.extraction.cache_keys)

@@ -65,7 +65,9 @@ class OpenVinoEngine:
         description = model_description(backbone, layers, pooling, l2)
         size = backbone.preprocessing.crop_size
         core = ov.Core()
-        config = {"INFERENCE_PRECISION_HINT": OV_PRECISIONS[precision], "PERFORMANCE_HINT": "LATENCY"}
+        # one stream using as many threads as torch would (the same knob: torch.set_num_threads, OMP_NUM_THREADS)
+        config = {"INFERENCE_PRECISION_HINT": OV_PRECISIONS[precision], "PERFORMANCE_HINT": "LATENCY",
+                  "INFERENCE_NUM_THREADS": torch.get_num_threads()}
         folder = Path(model_cache) / text_digest(description) if model_cache is not None else None
         if folder is not None and _cached(folder, description):
             model = folder / "model.xml"
