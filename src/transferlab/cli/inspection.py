@@ -150,7 +150,8 @@ def activations_command(
 
 
 def data_inspect_command(
-    data: Annotated[Path, typer.Argument(help="Dataset folder: DATA/<class>/... or DATA/{train,test}/<class>/...")],
+    data: Annotated[Optional[Path], typer.Argument(help="Dataset folder: DATA/<class>/... or "
+                                                        "DATA/{train,test}/<class>/...; omit with --dataset.")] = None,
     train_per_class: Annotated[Optional[int], typer.Option("--train-per-class", min=1, help="Also count the "
                                                            "15 Scene style split with N training images per "
                                                            "class.")] = None,
@@ -162,6 +163,11 @@ def data_inspect_command(
                                                    "the sample grid.")] = 4,
     max_classes: Annotated[int, typer.Option("--max-classes", min=1, help="Classes in the sample grid "
                                              "(chosen with the seed when there are more).")] = 12,
+    dataset: Annotated[Optional[str], typer.Option("--dataset", help="flowers102 | cifar10 | mnist: torchvision's "
+                                                   "dataset (in --data-root) instead of DATA, with its own "
+                                                   "splits.")] = None,
+    data_root: Annotated[Optional[Path], typer.Option("--data-root", help="Folder of torchvision datasets "
+                                                      "(default: the user cache directory).")] = None,
     out: Out = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -173,7 +179,8 @@ def data_inspect_command(
     progress = None if as_json else (lambda items, total: track(items, total=total, description="reading images",
                                                                 transient=True))
     done = data_inspect(data, train_per_class=train_per_class, test_fraction=test_fraction, seed=seed, decode=decode,
-                        samples_per_class=samples_per_class, max_classes=max_classes, out=out, progress=progress)
+                        samples_per_class=samples_per_class, max_classes=max_classes, out=out, progress=progress,
+                        dataset=dataset, data_root=data_root)
     summary, folder = done["summary"], done["out"]
     totals = summary.totals()
     if as_json:

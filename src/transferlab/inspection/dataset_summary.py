@@ -6,7 +6,8 @@ the files that training would skip and why, and a grid of sample images per clas
 
 Folders are discovered exactly as the training commands do (:func:`transferlab.data.scan_class_folders`
 and :func:`transferlab.data.load_split`), so the counts here are the counts they will use. Nothing is
-ever written into the data folder.
+ever written into the data folder. :func:`summarize_torchvision` does the same for the torchvision datasets
+``finetune --dataset`` trains on (Flowers-102 with its own train/val/test splits, CIFAR-10, MNIST).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 
@@ -29,6 +31,7 @@ class ImageInfo:
     width: int
     height: int
     mode: str
+    ref: Any = None  # a torchvision item's (split, index); None for a file
 
 
 @dataclass
@@ -44,6 +47,11 @@ class DatasetSummary:
     skipped: list[tuple[str, str]]
     split_note: str = ""
     extra: dict = field(default_factory=dict)
+    loader: Callable[[ImageInfo], Any] | None = field(default=None, repr=False)
+
+    def load(self, info: ImageInfo):
+        """The RGB image of ``info`` (a file, or a torchvision dataset's item)."""
+        return self.loader(info) if self.loader is not None else load_rgb(info.path)
 
     @property
     def resolutions(self) -> Counter:
@@ -164,6 +172,44 @@ def summarize_dataset(root: Path | str, *, train_per_class: int | None = None, t
                           extra={"decoded": decode})
 
 
+def summarize_torchvision(name: str, root: Path | str | None = None, *, download: bool = True,
+                          progress=None) -> DatasetSummary:
+    """Summarise torchvision dataset ``name`` (``flowers102``, ``cifar10``, ``mnist``) as ``finetune --dataset``
+    loads it: its own splits (Flowers-102: train / val / test), resolutions and colour modes of every image.
+
+    Offline without the files, raises the same one-line :class:`DataError` as fine-tuning."""
+    from ..finetune.datasets import torchvision_data
+
+    data = torchvision_data(name, root, download=download)
+    entries = [(split, ref, label) for split, items in data.splits().items() for ref, label in items]
+    iterator = progress(entries, len(entries)) if progress is not None else entries
+    images: list[ImageInfo] = []
+    skipped: list[tuple[str, str]] = []
+    for split, ref, label in iterator:
+        ds = data.sets[ref[0]]
+        files = getattr(ds, "_image_files", None)
+        try:
+            if files is not None:  # Flowers-102: files on disk, headers are enough for size and mode
+                path = Path(files[ref[1]])
+                width, height, mode = check_image_header(path)
+            else:  # CIFAR-10 / MNIST: in-memory arrays
+                path, img = Path(data.describe(ref)), ds[ref[1]][0]
+                (width, height), mode = img.size, img.mode
+        except (ImageDecodeError, OSError, ValueError) as exc:
+            skipped.append((data.describe(ref), str(exc)))
+            continue
+        images.append(ImageInfo(path, split, data.classes[label], width, height, mode, ref=ref))
+    splits = list(data.splits())
+    counts = {c: {s: 0 for s in splits} for c in data.classes}
+    for info in images:
+        counts[info.label][info.split] += 1
+    note = ("the dataset's own splits: train trains, val chooses the epoch, test is evaluated once"
+            if data.val is not None else "the dataset's own train/test; fine-tuning carves validation from train")
+    return DatasetSummary(root=Path(data.root), layout=f"torchvision {name}", classes=list(data.classes),
+                          splits=splits, counts=counts, images=images, skipped=skipped, split_note=note,
+                          extra={"decoded": False, "dataset": name}, loader=lambda info: data.load(info.ref))
+
+
 def plot_resolutions(summary: DatasetSummary, path: Path | str, top: int = 30) -> Path:
     """Bar chart of the most frequent resolutions (report ``004`` Figure 11) and a width-height scatter."""
     import matplotlib.pyplot as plt
@@ -173,7 +219,7 @@ def plot_resolutions(summary: DatasetSummary, path: Path | str, top: int = 30) -
     rows = summary.rows_resolutions()
     shown = rows[:top]
     fig, (bars, scatter) = plt.subplots(1, 2, figsize=(12, max(3.0, 0.22 * len(shown) + 1.2)),
-                                        gridspec_kw={"width_ratios": [3, 2]})
+                                        gridspec_kw={"width_ratios": [3, 2]}, layout="constrained")
     bars.barh(range(len(shown)), [r["images"] for r in shown], color="tab:blue")
     bars.set_yticks(range(len(shown)), [f"{r['width']}x{r['height']}" for r in shown], fontsize=7)
     bars.invert_yaxis()
@@ -187,7 +233,7 @@ def plot_resolutions(summary: DatasetSummary, path: Path | str, top: int = 30) -
     scatter.set_ylabel("height (px)")
     scatter.set_title("every resolution (marker size ~ images)", fontsize=9)
     scatter.grid(alpha=0.3)
-    fig.suptitle(f"{summary.root.name}: {len(summary.images):,} images, {len(summary.classes)} classes, "
+    fig.suptitle(f"{summary.extra.get('dataset') or summary.root.name}: {len(summary.images):,} images, {len(summary.classes)} classes, "
                  f"{len(rows)} distinct resolutions")
     return save_figure(fig, path)
 
@@ -216,7 +262,7 @@ def plot_samples(summary: DatasetSummary, path: Path | str, per_class: int = 4, 
         picks = rng.choice(len(pool), size=min(cols, len(pool)), replace=False)
         for ax, index in zip(row, sorted(picks)):
             info = pool[index]
-            ax.imshow(load_rgb(info.path))
+            ax.imshow(summary.load(info))
             ax.set_title(f"{info.width}x{info.height} {info.mode}", fontsize=6)
         row[0].text(-0.08, 0.5, name, transform=row[0].transAxes, ha="right", va="center", fontsize=8)
     fig.suptitle(f"samples per class ({len(classes)} of {len(summary.classes)} classes shown)", fontsize=9)

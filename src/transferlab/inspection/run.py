@@ -110,23 +110,33 @@ def activations(backbone: str, image: Path | str, *, layer: str | None = None, t
     return {"result": result, "ranked": ranked, "first_conv": conv_name, "out": run.out}
 
 
-def data_inspect(data: Path | str, *, train_per_class: int | None = None, test_fraction: float | None = None,
-                 seed: int = 0, decode: bool = True, samples_per_class: int = 4, max_classes: int = 12,
-                 out: Path | str | None = None, progress: Callable | None = None) -> dict[str, Any]:
+def data_inspect(data: Path | str | None = None, *, train_per_class: int | None = None,
+                 test_fraction: float | None = None, seed: int = 0, decode: bool = True, samples_per_class: int = 4,
+                 max_classes: int = 12, out: Path | str | None = None, progress: Callable | None = None,
+                 dataset: str | None = None, data_root: Path | str | None = None) -> dict[str, Any]:
     """``transferlab data inspect``: images, classes, images per class per split, resolutions, colour modes and
-    skipped files of ``data``; returns ``{"summary": DatasetSummary, "out"}``. ``progress(items, total)`` may
+    skipped files of ``data`` (an image folder) or of torchvision ``dataset`` (in ``data_root``, as ``finetune
+    --dataset`` loads it); returns ``{"summary": DatasetSummary, "out"}``. ``progress(items, total)`` may
     wrap the image loop (a progress bar)."""
     from .._utils import write_json
+    from ..errors import ConfigError
     from ..report import write_table
-    from .dataset_summary import plot_resolutions, plot_samples, summarize_dataset
+    from .dataset_summary import plot_resolutions, plot_samples, summarize_dataset, summarize_torchvision
 
+    if (data is None) == (dataset is None):
+        raise ConfigError("give either an image folder DATA or --dataset flowers102|cifar10|mnist (exactly one)")
     call = {"data": data, "train_per_class": train_per_class, "test_fraction": test_fraction, "seed": seed,
-            "decode": decode, "samples_per_class": samples_per_class, "max_classes": max_classes}
-    with Run("data inspect", "transferlab.inspection.run:data_inspect", call, out, inputs=(data,)) as run:
-        summary = summarize_dataset(data, train_per_class=train_per_class, test_fraction=test_fraction, seed=seed,
-                                    decode=decode, progress=progress)
-        run.record(data=str(data), train_per_class=train_per_class, test_fraction=test_fraction, seed=seed,
-                   decode=decode, samples_per_class=samples_per_class, max_classes=max_classes,
+            "decode": decode, "samples_per_class": samples_per_class, "max_classes": max_classes,
+            "dataset": dataset, "data_root": None if data_root is None else str(data_root)}
+    inputs = (data,) if data is not None else ()
+    with Run("data inspect", "transferlab.inspection.run:data_inspect", call, out, inputs=inputs) as run:
+        if dataset is not None:
+            summary = summarize_torchvision(dataset, data_root, progress=progress)
+        else:
+            summary = summarize_dataset(data, train_per_class=train_per_class, test_fraction=test_fraction,
+                                        seed=seed, decode=decode, progress=progress)
+        run.record(data=None if data is None else str(data), dataset=dataset, train_per_class=train_per_class,
+                   test_fraction=test_fraction, seed=seed, decode=decode, samples_per_class=samples_per_class, max_classes=max_classes,
                    resolved_device="cpu")
         write_table(summary.rows_classes(), run.out, "classes")
         write_table(summary.rows_resolutions(), run.out, "resolutions")
