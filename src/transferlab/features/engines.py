@@ -41,6 +41,10 @@ def check_engine(engine: str, device: str) -> None:
     if engine == "openvino" and device not in ("auto", "cpu"):
         raise ConfigError(f"--engine openvino runs on the CPU; got --device {device}. Pass --device cpu (or auto), "
                           "or use --engine torch on this device")
+    if engine == "openvino":
+        from .openvino_engine import import_openvino
+
+        import_openvino()  # not installed: one line now, before any work
 
 
 def engine_device(engine: str, device: str) -> str:

@@ -97,6 +97,7 @@ def extract_features(
 
     with tempfile.TemporaryDirectory(prefix="transferlab-nocache-") as scratch:
         root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        model_cache = root / "openvino"  # converted engine models are kept even with use_cache=False
         root = root if use_cache else Path(scratch if group is None else group.scratch(scratch))
         digests = [file_digest(p) for p in paths] if group is None else group.digests(paths)
         entries = {layer: CacheEntry(root, _description(backbone, layer, pooling, l2, precision, engine), digests)
@@ -113,7 +114,7 @@ def extract_features(
         if todo:  # a full cache hit needs neither the network nor its shapes
             n_forward = _extract_missing(paths, backbone, todo, loaded, pooling, l2, batch_size, torch_device,
                                          workers, precision, progress, max_pixels, max_feature_gb, engine,
-                                         root / "openvino", group)
+                                         model_cache, group)
         if group is not None and group.everywhere:
             group.barrier()  # every rank has loaded the merged entries before rank 0's scratch folder goes
 
