@@ -228,6 +228,8 @@ class Run:
 
 def _write_report(out: Path, log: logging.Logger) -> None:
     """``report.html`` of a finished run; a report that fails never fails the run (a warning in its log)."""
+    if os.environ.get("RANK", "0") not in ("", "0"):  # under torchrun only rank 0 writes it
+        return
     try:
         from .report.run_page import write_html_report
 
