@@ -19,7 +19,8 @@ FromScratch = Annotated[bool, typer.Option("--from-scratch", help="Random initia
 BackboneLrFactor = Annotated[float, typer.Option(
     "--backbone-lr-factor", help="Discriminative learning rates: the backbone trains at lr x this (head at lr).")]
 Augment = Annotated[str, typer.Option("--augment", help="none | light (random resized crop + flip) | seed "
-                                                        "(report 001's list).")]
+                                                        "(report 001's list), optionally +noise (Gaussian, sigma "
+                                                        "0.1) and/or +cutout (random erasing), e.g. seed+cutout.")]
 Epochs = Annotated[int, typer.Option("--epochs", min=1, help="Maximum number of epochs.")]
 Optimizer = Annotated[str, typer.Option("--optimizer", help="sgd (momentum) | adamw")]
 Lr = Annotated[Optional[float], typer.Option("--lr", help="Learning rate of the head (default: sgd 0.01, "
@@ -40,6 +41,9 @@ Dataset = Annotated[Optional[str], typer.Option("--dataset", help="flowers102 | 
                                                                   "downloaded into --data-root) instead of DATA.")]
 DataRoot = Annotated[Optional[Path], typer.Option("--data-root", help="Folder of torchvision datasets "
                                                                       "(default: the user cache directory).")]
+InputSize = Annotated[Optional[int], typer.Option("--input-size", min=8, help="Side of the crop fed to the network "
+                                                 "(default: the weights' crop size; the resize before it is scaled "
+                                                 "alike). Recorded in the saved model, so predict uses it.")]
 ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="Show the progress bar.")]
 
 
@@ -66,6 +70,8 @@ def finetune(
     patience: Patience = 5,
     amp: Amp = True,
     preprocess: opt.Preprocess = "weights",
+    input_size: InputSize = None,
+    grayscale: opt.Grayscale = "duplicate",
     train_per_class: opt.TrainPerClass = 100,
     test_fraction: opt.TestFraction = None,
     dataset: Dataset = None,
@@ -86,8 +92,8 @@ def finetune(
                   optimizer=optimizer, lr=lr, momentum=momentum, weight_decay=weight_decay, schedule=schedule,
                   step_size=step_size, label_smoothing=label_smoothing, grad_clip=grad_clip,
                   val_fraction=val_fraction, patience=patience or None, amp=amp, preprocess=preprocess,
-                  train_per_class=train_per_class, test_fraction=test_fraction, seed=seed, device=device,
-                  workers=_workers(workers))
+                  input_size=input_size, grayscale=grayscale, train_per_class=train_per_class,
+                  test_fraction=test_fraction, seed=seed, device=device, workers=_workers(workers))
     if not metrics:  # a non-zero rank under torchrun: rank 0 reports
         return
     stop = " (early stop)" if metrics["stopped_early"] else ""
@@ -95,6 +101,8 @@ def finetune(
                   f"best epoch {metrics['best_epoch']}/{metrics['epochs_run']}{stop}, "
                   f"val {metrics['val_accuracy']:.4f}, [bold]test accuracy {metrics['accuracy']:.4f}[/] "
                   f"({metrics['n_test']} images)")
+    console.print(f"{metrics['trainable_params']:,} of {metrics['total_params']:,} parameters trained; "
+                  f"{metrics['train_time_s']:.1f} s of training, {metrics['train_images_per_s'] or 0:.1f} images/s")
     if metrics.get("n_skipped"):
         skipped = Path(metrics["out"]) / "skipped.json"
         console.print(f"[yellow]{metrics['n_skipped']} file(s) skipped[/] (see {skipped})")
@@ -144,6 +152,25 @@ def study_finetune(
     console.print(f"-> {result['table']}, {result['figure']}, {result['curves']}")
 
 
+def augment_preview(
+    image: Annotated[Path, typer.Argument(help="Image file to augment.")],
+    backbone: opt.Backbone = "resnet18",
+    augment: Augment = "seed",
+    n: Annotated[int, typer.Option("--n", min=1, help="Augmented versions to draw.")] = 8,
+    input_size: InputSize = None,
+    grayscale: opt.Grayscale = "duplicate",
+    preprocess: opt.Preprocess = "weights",
+    seed: opt.Seed = 0,
+    out: opt.Out = None,
+) -> None:
+    """One image and N versions drawn by `finetune --augment`'s training transform (report 001, Fig. 1.9)."""
+    from ..finetune.preview import augment_preview as run
+
+    done = run(image, backbone=backbone, augment=augment, n=n, seed=seed, input_size=input_size,
+               grayscale=grayscale, preprocess=preprocess, out=out)
+    console.print(f"{done['n']} augmented versions at {done['crop_size']} px -> {done['figure']}")
+
+
 def _workers(workers: int | None) -> int:
     from ..features.extract import default_workers
 
@@ -153,3 +180,7 @@ def _workers(workers: int | None) -> int:
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
     app.command("finetune")(finetune)
     groups["study"].command("finetune")(study_finetune)
+    if "data" not in groups:
+        groups["data"] = typer.Typer(no_args_is_help=True, help="Look at image-folder datasets.")
+        app.add_typer(groups["data"], name="data")
+    groups["data"].command("augment-preview")(augment_preview)

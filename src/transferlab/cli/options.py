@@ -35,6 +35,10 @@ Precision = Annotated[str, typer.Option("--precision", help="fp32, or the fast m
 Engine = Annotated[str, typer.Option("--engine", help="What runs the network for features: torch, or openvino "
                                                       "(CPU; fp32 or bf16 via --precision; needs the openvino "
                                                       "extra).")]
+Grayscale = Annotated[str, typer.Option("--grayscale", help="Gray images on an RGB network (report 002 Q9): duplicate "
+                                                          "(gray copied to R, G, B), sum-filters (a 1-channel first "
+                                                          "conv: the pretrained filters summed over RGB); fine-tuning "
+                                                          "also: learnt (a trained 1->3 conv in front).")]
 CacheDir = Annotated[Optional[Path], typer.Option("--cache-dir", help="Feature cache folder "
                                                                       "(default: the user cache directory).")]
 NoCache = Annotated[bool, typer.Option("--no-cache", help="Do not read or write the feature cache.")]
