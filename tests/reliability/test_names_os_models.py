@@ -313,3 +313,38 @@ def test_an_unreadable_file_with_a_non_utf8_name_is_listed_in_skipped_txt_and_th
     listed = (tmp_path / "run" / "skipped.txt").read_bytes()
     assert b"broken\xff.png" in listed  # the exact bytes: the name maps back to the file
     assert "broken" in (tmp_path / "run" / "log.txt").read_text(errors="replace")
+
+
+# --- training checkpoints are validated on resume -------------------------------------------------------------
+
+def _tamper_checkpoint(path, edit):
+    import torch
+
+    saved = torch.load(path, weights_only=True)
+    edit(saved)
+    torch.save(saved, path)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda s: s["model"]["weight"].fill_(float("nan")), r"holds non-finite values in model.weight; it is damaged"),
+    (lambda s: s["model"].update(weight=s["model"]["weight"].repeat(3, 1)),
+     r"does not fit this run's model network \(.*size mismatch"),
+    (lambda s: s.pop("optimizers"), r"lacks optimizers: it is damaged or from another program"),
+    (lambda s: s["optimizers"].clear(), r"has no optimizer 'main'"),
+])
+def test_a_tampered_training_checkpoint_is_refused_on_resume_in_one_line(tmp_path, edit, message):
+    from training.test_engine import Line  # the engine tests' tiny task
+
+    from transferlab.errors import TrainingError
+    from transferlab.training import FitConfig, fit
+
+    def interrupt(state):
+        if state.epoch == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(Line(), FitConfig(epochs=3), tmp_path, on_epoch_end=interrupt)
+    _tamper_checkpoint(tmp_path / "checkpoint.pt", edit)
+    with pytest.raises(TrainingError, match=message) as info:
+        fit(Line(), FitConfig(epochs=3), tmp_path, resume=True)
+    assert "\n" not in str(info.value)

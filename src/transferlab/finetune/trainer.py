@@ -31,6 +31,7 @@ from ..data import collate_skipping
 from ..errors import ConfigError, TrainingError
 from ..runs import Run
 from ..training import FitConfig, FitState, Task, check_run_folder, fit, load_checkpoint, seeded
+from ..training.checkpoint import check_checkpoint, restore_state
 from ..training import distributed as _dist
 from . import augment as _augment
 from .config import FinetuneConfig
@@ -155,7 +156,7 @@ class FinetuneTask(Task):
         if data.val is not None:  # the dataset's own validation split (Flowers-102)
             self.train_items, self.val_items = list(data.train), list(data.val)
         else:
-            train_pos, val_pos = split_validation([lab for _, lab in data.train], cfg.val_fraction, cfg.seed,
+            train_pos, val_pos = split_validation([lab for _, lab in data.train], cfg.val_fraction, cfg.data_seed,
                                                   data.classes)
             self.train_items = [data.train[i] for i in train_pos]
             self.val_items = [data.train[i] for i in val_pos]
@@ -289,8 +290,8 @@ class FinetuneTask(Task):
     def finish(self, state: FitState) -> dict[str, Any]:
         """Best weights -> the one test evaluation, metrics.json, curves, saved model."""
         self.epoch = state.epoch
-        best = load_checkpoint(self.out / BEST, map_location="cpu")
-        self.net.load_state_dict(best["model"])
+        best = check_checkpoint(load_checkpoint(self.out / BEST, map_location="cpu"), self.out / BEST, ("model",))
+        restore_state(self.net, best["model"], self.out / BEST, "network")
         _, _, rows = self._evaluate(self.test_set, self.data.test)
         failures = {k: v for part in _dist.all_gather_objects(self.failures, self.ctx) for k, v in part.items()}
         skipped = {**dict(self.data.skipped), **failures}  # rejected by the folder scan + failed to decode

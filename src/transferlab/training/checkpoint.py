@@ -67,6 +67,45 @@ def load_checkpoint(path: Path | str, map_location: str | torch.device = "cpu") 
         raise TrainingError(f"checkpoint {path} cannot be loaded safely ({exc.__class__.__name__}: {exc})") from exc
 
 
+def check_checkpoint(saved: Any, path: Path | str, required: tuple[str, ...]) -> dict[str, Any]:
+    """Refuse a checkpoint that lacks one of ``required`` or holds a non-finite floating-point tensor
+    (a damaged or hand-edited file), in one line, before anything is restored from it."""
+    if not isinstance(saved, dict):
+        raise TrainingError(f"checkpoint {path} is not a transferlab checkpoint (a {type(saved).__name__}); "
+                            "start again without --resume or choose another --out")
+    missing = [key for key in required if key not in saved]
+    if missing:
+        raise TrainingError(f"checkpoint {path} lacks {', '.join(missing)}: it is damaged or from another "
+                            "program; start again without --resume or choose another --out")
+    bad = [name for name, tensor in _tensors(saved) if tensor.is_floating_point() and not torch.isfinite(tensor).all()]
+    if bad:
+        raise TrainingError(f"checkpoint {path} holds non-finite values in {', '.join(bad[:3])}"
+                            f"{' and more' if len(bad) > 3 else ''}; it is damaged: start again without --resume")
+    return saved
+
+
+def _tensors(value: Any, prefix: str = ""):
+    if isinstance(value, torch.Tensor):
+        yield prefix, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _tensors(item, f"{prefix}.{key}" if prefix else str(key))
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            yield from _tensors(item, f"{prefix}[{i}]")
+
+
+def restore_state(obj: Any, state: Any, path: Path | str, name: str) -> None:
+    """``obj.load_state_dict(state)``, a mismatch (another network, class count or optimiser) as one line."""
+    try:
+        obj.load_state_dict(state)
+    except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as exc:
+        reason = " ".join(str(exc).split())
+        raise TrainingError(f"checkpoint {path} does not fit this run's {name} "
+                            f"({reason[:200]}{'...' if len(reason) > 200 else ''}); resume with the same options "
+                            "and data, or start again with another --out") from exc
+
+
 def check_finite(value: float | torch.Tensor, *, what: str = "loss", epoch: int | None = None,
                  step: int | None = None, checkpoint: Path | str | None = None) -> None:
     """Raise :class:`TrainingError` at once when a loss is NaN or infinite.

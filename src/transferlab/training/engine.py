@@ -27,7 +27,8 @@ from torch import nn
 
 from ..errors import ConfigError, TrainingError, check_finite_fields
 from . import distributed as _dist
-from .checkpoint import capture_rng_state, check_finite, load_checkpoint, restore_rng_state, save_checkpoint
+from .checkpoint import (capture_rng_state, check_checkpoint, check_finite, load_checkpoint, restore_rng_state,
+                         restore_state, save_checkpoint)
 from .history import History
 
 
@@ -241,17 +242,22 @@ class _Engine:
     def resume(self) -> None:
         assert self.last_path is not None
         saved = load_checkpoint(self.last_path, map_location="cpu")  # RNG states must stay on the CPU
+        check_checkpoint(saved, self.last_path, (*self.modules, "optimizers", "schedulers", "scalers", "rng", "epoch",
+                                                 "history", "best", "stopped_early"))
         changes = key_changes(saved.get("fingerprint"), self.task.fingerprint())
         if changes:
             raise TrainingError(f"cannot resume {self.out}: the options differ from the interrupted run "
                                 f"({'; '.join(changes)}); resume with the same options and data, or choose "
                                 "another --out")
         for name, module in self.modules.items():
-            module.load_state_dict(saved[name])
+            restore_state(module, saved[name], self.last_path, f"{name} network")
         for group, objects in (("optimizers", self.optimizers), ("schedulers", self.schedulers),
                                ("scalers", self.scalers)):
             for name, obj in objects.items():
-                obj.load_state_dict(saved[group][name])
+                if name not in saved[group]:
+                    raise TrainingError(f"checkpoint {self.last_path} has no {group[:-1]} {name!r}; resume with "
+                                        "the same options, or start again with another --out")
+                restore_state(obj, saved[group][name], self.last_path, f"{name} {group[:-1]}")
         self.task.load_state_dict(saved.get("task", {}))
         rngs = saved["rng"]
         restore_rng_state(rngs[self.ctx.rank] if len(rngs) == self.ctx.world_size else rngs[0])
