@@ -111,6 +111,27 @@ def perturbation_saliency_grid(original: torch.Tensor, perturbation: torch.Tenso
     return save_figure(fig, path)
 
 
+def localization_grid(pixels: torch.Tensor, locations: Sequence, titles: Sequence[str], path: Path | str,
+                      map_name: str = "saliency") -> Path:
+    """One panel per image: the mask (tinted, outlined) and its bounding box drawn on the image."""
+    from matplotlib.patches import Rectangle
+
+    n = pixels.shape[0]
+    fig, axes = plt.subplots(1, n, figsize=(3.0 * n, 3.4), squeeze=False)
+    for ax, img, loc, title in zip(axes[0], pixels, locations, titles):
+        picture = to_image(img)
+        tint = picture.copy()
+        tint[loc.mask] = 0.55 * tint[loc.mask] + 0.45 * np.array([0.0, 1.0, 0.3])
+        ax.imshow(tint)
+        ax.contour(loc.mask.astype(float), levels=[0.5], colors=["lime"], linewidths=0.8)
+        x0, y0, x1, y1 = loc.box
+        ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, edgecolor="red", linewidth=1.6))
+        ax.set_title(f"{title}\n{map_name} box ({x0},{y0})-({x1},{y1}), mask {100 * loc.mask_area:.1f} %",
+                     fontsize=8)
+        ax.axis("off")
+    return save_figure(fig, path)
+
+
 def image_strip(images: Sequence[torch.Tensor], titles: Sequence[str], path: Path | str,
                 suptitle: str = "") -> Path:
     """Images side by side (class-visualisation steps, perceptual-experiment inputs)."""

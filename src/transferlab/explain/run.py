@@ -119,15 +119,36 @@ def _heat_titles(rows: list[dict]) -> list[str]:
 
 
 # ------------------------------------------------------------------ verbs
+def _localized(run: Run, pixels, maps, rows: list[dict], localize: float | None, smooth: float | None,
+               map_name: str) -> list[Path]:
+    """With ``localize`` (top percent): mask + box per image into the rows, and ``localization.png``."""
+    if localize is None:
+        return []
+    from .figures import localization_grid
+    from .localize import localize as locate
+
+    found = [locate(m, localize, smooth) for m in maps]
+    for row, loc in zip(rows, found):
+        row["localization"] = {**loc.as_dict(), "top_percent": localize, "image_size": list(loc.mask.shape)}
+    titles = [f"{r['image']}: {r['target']}" for r in rows]
+    return [localization_grid(pixels.detach().cpu(), found, titles, run.out / "localization.png", map_name)]
+
+
 def run_saliency(images: Sequence[str | Path], target: str | int | None = None, *, smoothgrad: bool = False,
-                 samples: int = 25, noise: float = 0.15, options: ExplainOptions | dict | None = None,
-                 out: Path | str | None = None, **option_kw: Any) -> ExplainResults:
-    """Saliency maps (Simonyan et al. 2014), optionally SmoothGrad: ``saliency.png`` + per-image rows."""
+                 samples: int = 25, noise: float = 0.15, localize: float | None = None, smooth: float | None = None,
+                 options: ExplainOptions | dict | None = None, out: Path | str | None = None,
+                 **option_kw: Any) -> ExplainResults:
+    """Saliency maps (Simonyan et al. 2014), optionally SmoothGrad: ``saliency.png`` + per-image rows.
+
+    ``localize`` (a percentage): weak localisation, the largest region of the map's top pixels as a mask and a
+    box (:func:`~transferlab.explain.localize.localize`, ``smooth`` its Gaussian sigma), ``localization.png``.
+    """
     from .figures import heatmap_grid
     from .saliency import SaliencyMap
 
     opts, images = ExplainOptions.of(options, **option_kw), _paths(images)
-    settings = {"target": target, "smoothgrad": smoothgrad, "samples": samples, "noise": noise}
+    settings = {"target": target, "smoothgrad": smoothgrad, "samples": samples, "noise": noise,
+                "localize": localize, "smooth": smooth}
     with _explain_run("saliency", "run_saliency", {"images": images, **settings}, opts, images, out,
                       **settings) as (run, net):
         pixels = net.load_pixels(images)
@@ -136,18 +157,21 @@ def run_saliency(images: Sequence[str | Path], target: str | int | None = None, 
         rows = exp.rows(net.classes, _names(images))
         method = "smoothgrad" if smoothgrad else "saliency"
         fig = heatmap_grid(pixels, exp.maps, _heat_titles(rows), run.out / "saliency.png", method)
-        return _done(run, {"method": method, "images": rows}, [fig])
+        boxes = _localized(run, pixels, exp.maps, rows, localize, smooth, method)
+        return _done(run, {"method": method, "images": rows}, [fig, *boxes])
 
 
 def run_gradcam(images: Sequence[str | Path], target: str | int | None = None, *, layer: str | None = None,
+                localize: float | None = None, smooth: float | None = None,
                 options: ExplainOptions | dict | None = None, out: Path | str | None = None,
                 **option_kw: Any) -> ExplainResults:
-    """Grad-CAM (Selvaraju et al. 2017) at ``layer`` (default: the backbone's last convolutional block)."""
+    """Grad-CAM (Selvaraju et al. 2017) at ``layer`` (default: the backbone's last convolutional block);
+    ``localize`` as in :func:`run_saliency` (Selvaraju et al. localise by thresholding the map too)."""
     from .figures import heatmap_grid
     from .gradcam import GradCAM
 
     opts, images = ExplainOptions.of(options, **option_kw), _paths(images)
-    settings = {"target": target, "layer": layer}
+    settings = {"target": target, "layer": layer, "localize": localize, "smooth": smooth}
     with _explain_run("gradcam", "run_gradcam", {"images": images, **settings}, opts, images, out,
                       **settings) as (run, net):
         cam = GradCAM(net, layer)
@@ -157,8 +181,9 @@ def run_gradcam(images: Sequence[str | Path], target: str | int | None = None, *
         run.record(resolved_layer=cam.layer)
         fig = heatmap_grid(pixels, exp.maps, _heat_titles(rows), run.out / "gradcam.png", f"Grad-CAM {cam.layer}",
                            cmap="jet")
+        boxes = _localized(run, pixels, exp.maps, rows, localize, 0.0 if smooth is None else smooth, "Grad-CAM")
         return _done(run, {"method": "gradcam", "layer": cam.layer, "map_size": list(cam.last_low_res_.shape[1:]),
-                           "images": rows}, [fig])
+                           "images": rows}, [fig, *boxes])
 
 
 def run_adversarial(images: Sequence[str | Path], target: str | int | None = None, *, method: str = "iterative",
