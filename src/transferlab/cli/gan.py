@@ -29,6 +29,12 @@ GLoss = Annotated[str, typer.Option("--g-loss", help="non_saturating (max log D(
                                                      "D(G(z))), the original).")]
 Init = Annotated[str, typer.Option("--init", help="dcgan (N(0, 0.02)) | default (PyTorch's).")]
 DSteps = Annotated[int, typer.Option("--d-steps", min=1, help="Discriminator updates per generator update.")]
+TrainOnly = Annotated[Optional[str], typer.Option("--train-only", help="g: update only the generator (equation 6; "
+                                                                     "D keeps its initial weights) | d: only the "
+                                                                     "discriminator (equation 7). GAN Q1.")]
+DIgnoresY = Annotated[bool, typer.Option("--d-ignores-y", help="Conditional GAN with cD(x) instead of cD(x, y): the "
+                                                               "discriminator's label input is zeroed (report 002 "
+                                                               "Q7).")]
 Channels = Annotated[Optional[int], typer.Option("--channels", help="1 or 3 (default: the dataset's own).")]
 Attribute = Annotated[Optional[str], typer.Option("--attribute", help="CelebA: the binary attribute to condition "
                                                                       "on (name, e.g. smiling, or index 0-39).")]
@@ -62,6 +68,8 @@ def train(
     g_loss: GLoss = "non_saturating",
     init: Init = "dcgan",
     d_steps: DSteps = 1,
+    train_only: TrainOnly = None,
+    d_ignores_y: DIgnoresY = False,
     channels: Channels = None,
     attribute: Attribute = None,
     data_root: DataRoot = None,
@@ -82,7 +90,8 @@ def train(
 
     config = GanConfig(model=model, nz=nz, ngf=ngf, ndf=ndf, lr_g=lr_g, lr_d=lr_d, beta1=beta1,
                        batch_size=batch_size, epochs=epochs, g_loss=g_loss, init=init, d_steps=d_steps, seed=seed,
-                       device=device, workers=workers, max_batches=max_batches)
+                       device=device, workers=workers, max_batches=max_batches,
+                       train_only=train_only.lower() if train_only else None, d_ignores_labels=d_ignores_y)
     run = gan_train(data, config, channels=channels, attribute=attribute, data_root=data_root, download=download,
                     max_images=max_images, metrics=metrics, fid=fid, out=out, resume=resume,
                     on_message=console.print)
@@ -146,7 +155,8 @@ def study_gan(
     epochs: Epochs = 5,
     batch_size: opt.BatchSize = 128,
     groups: Annotated[str, typer.Option("--groups", help="Comma-separated: baseline,init,loss,nz,imbalance,"
-                                                         "conditional.")] = "baseline,init,loss,nz,imbalance,conditional",
+                                                         "conditional, and one_sided (only G / only D, GAN Q1), "
+                                                         "blind_d (conditional, D ignores y, report 002 Q7).")] = "baseline,init,loss,nz,imbalance,conditional",
     nz_values: Annotated[str, typer.Option("--nz-values", help="Latent sizes to compare with the baseline's --nz.")] = "2,10,1000",
     imbalance: Annotated[str, typer.Option("--imbalance", help="ngf:ndf pairs (the report: 256:8,8:256).")] = "256:8,8:256",
     nz: Nz = 100,

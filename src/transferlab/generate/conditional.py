@@ -10,6 +10,10 @@ branches are concatenated along channels:
   16x16), then the DCGAN discriminator's 8 -> 4 -> 1 blocks.
 
 So the trunk after the concatenation has the unconditional model's widths; ``ndf`` must be even.
+
+``ignore_labels=True`` is the ablation of report 002's question 7 (cD(x) instead of cD(x, y)): the same
+discriminator with its label maps replaced by zeros, so its output is the same whatever the label and the
+generator gets no signal to respect y.
 """
 
 from __future__ import annotations
@@ -55,9 +59,10 @@ class ConditionalGenerator(nn.Module):
 class ConditionalDiscriminator(nn.Module):
     """D(x, y): ``(N, channels, 32, 32)`` images and ``(N,)`` labels -> probability ``(N,)``."""
 
-    def __init__(self, ndf: int = 32, channels: int = 1, classes: int = 10) -> None:
+    def __init__(self, ndf: int = 32, channels: int = 1, classes: int = 10, ignore_labels: bool = False) -> None:
         super().__init__()
         check_sizes(ndf=ndf, channels=channels, classes=classes)
+        self.ignore_labels = bool(ignore_labels)
         if ndf % 2:
             raise ConfigError(f"the conditional discriminator splits ndf between its image and label branches: "
                               f"ndf must be even; got {ndf}")
@@ -73,6 +78,8 @@ class ConditionalDiscriminator(nn.Module):
 
     def logits(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         y = one_hot(labels, self.classes).to(x.dtype)
+        if self.ignore_labels:  # cD(x): the label branch sees zeros whatever y is (report 002, question 7)
+            y = torch.zeros_like(y)
         maps = y[:, :, None, None].expand(-1, -1, IMAGE_SIZE, IMAGE_SIZE)
         h = torch.cat([self.x_branch(x), self.y_branch(maps)], dim=1)
         return self.trunk(h).reshape(-1)

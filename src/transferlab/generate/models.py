@@ -22,13 +22,17 @@ KIND = "gan"
 
 
 def build_pair(model: str, *, nz: int, ngf: int, ndf: int, channels: int, classes: int,
-               init: str = "dcgan", seed: int = 0) -> tuple[nn.Module, nn.Module]:
-    """Generator and discriminator for ``model`` (``dcgan`` or ``conditional``), initialised with ``init``.
+               init: str = "dcgan", seed: int = 0, d_ignores_labels: bool = False) -> tuple[nn.Module, nn.Module]:
+    """Generator and discriminator for ``model`` (``dcgan`` or ``conditional``), initialised with ``init``;
+    ``d_ignores_labels``: the conditional discriminator blind to y (report 002, question 7).
 
     DCGAN: Radford et al. 2016 (ICLR); conditional GAN: Mirza & Osindero 2014 (arXiv:1411.1784).
     """
     if model not in MODELS:
         raise ConfigError(f"unknown GAN model {model!r}; expected one of {', '.join(MODELS)}")
+    if d_ignores_labels and model != "conditional":
+        raise ConfigError("--d-ignores-y is an ablation of the conditional GAN; got --model "
+                          f"{model}; add --model conditional")
     if model == "conditional" and classes < 2:
         raise ConfigError(f"a conditional GAN needs a dataset with at least 2 classes; this one has {classes} "
                           "(use --model dcgan, or class sub-folders)")
@@ -38,7 +42,7 @@ def build_pair(model: str, *, nz: int, ngf: int, ndf: int, channels: int, classe
             d: nn.Module = Discriminator(ndf, channels)
         else:
             g = ConditionalGenerator(nz, ngf, channels, classes)
-            d = ConditionalDiscriminator(ndf, channels, classes)
+            d = ConditionalDiscriminator(ndf, channels, classes, ignore_labels=d_ignores_labels)
         return initialise(g, init), initialise(d, init)
 
 

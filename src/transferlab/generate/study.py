@@ -4,7 +4,9 @@ Report 001 sections 4.5.2-4.5.5 and report 002 question 5 vary, one at a time fr
 defaults: the weight initialisation (N(0, 0.02) vs PyTorch's default), the generator loss
 (non-saturating vs the original minimax), the latent size nz in {2, 10, 100, 1000} and the balance
 between generator and discriminator widths (ngf/ndf = 256/8 and 8/256); report 001 section 4.6 adds
-the conditional GAN. Each variant is a normal ``gan train`` run (its own sub-folder with grids, GIF,
+the conditional GAN. ``one_sided`` trains only G or only D (report 001 section 4.4.1, the GAN practical's
+Q1: only equation 6 or only equation 7) and ``blind_d`` the conditional GAN whose discriminator ignores y
+(report 002, question 7). Each variant is a normal ``gan train`` run (its own sub-folder with grids, GIF,
 curves, checkpoint) scored by one judge trained once on the real data (see :mod:`.metrics`), and
 the saturation table measures the generator's gradient under both losses (see :mod:`.saturation`).
 """
@@ -27,7 +29,7 @@ from .models import build_pair
 from .saturation import generator_gradients
 from .train import GanConfig, train_gan
 
-GROUPS = ("baseline", "init", "loss", "nz", "imbalance", "conditional")
+GROUPS = ("baseline", "init", "loss", "nz", "imbalance", "conditional", "one_sided", "blind_d")
 
 
 @dataclass
@@ -55,6 +57,10 @@ def study_variants(groups: Sequence[str] = GROUPS, nz_values: Sequence[int] = (2
         variants += [(f"ngf={g},ndf={d}", {"ngf": int(g), "ndf": int(d)}) for g, d in imbalance]
     if "conditional" in groups:
         variants.append(("conditional", {"model": "conditional"}))
+    if "one_sided" in groups:
+        variants += [("train only G", {"train_only": "g"}), ("train only D", {"train_only": "d"})]
+    if "blind_d" in groups:
+        variants.append(("conditional, D ignores y", {"model": "conditional", "d_ignores_labels": True}))
     return variants
 
 
@@ -129,13 +135,14 @@ def run_gan_study(data: GanData, out: Path | str, base: GanConfig | None = None,
     rows, grids, histories = [], {}, {}
     for name, overrides in variants:
         config = dataclasses.replace(base, **overrides)
-        folder = out / "variants" / name.replace("=", "_").replace(",", "_")
+        folder = out / "variants" / name.replace("=", "_").replace(",", "_").replace(" ", "_")
         log(f"variant {name}")
         run = train_gan(data, config, folder, resume=(folder / "checkpoint.pt").exists(), log=log)
         metrics = score_generator(run.generator, data, judge=judge, n=n_samples, seed=base.seed)
         last = run.history[-1]
         rows.append({"variant": name, "model": config.model, "nz": config.nz, "ngf": config.ngf, "ndf": config.ndf,
-                     "init": config.init, "g_loss": config.g_loss, "epochs": len(run.history),
+                     "init": config.init, "g_loss": config.g_loss, "train_only": config.train_only,
+                     "d_ignores_y": config.d_ignores_labels, "epochs": len(run.history),
                      "loss_d": last["loss_d"], "loss_g": last["loss_g"], "d_real": last["d_real"],
                      "d_fake": last["d_fake"], "class_entropy": metrics.get("class_entropy"),
                      "max_class_share": metrics.get("max_class_share"),

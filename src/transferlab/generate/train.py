@@ -36,6 +36,7 @@ from .losses import check_loss, discriminator_loss, generator_loss
 from .models import MODELS, build_pair, generate, save_generator
 
 CHECKPOINT = "checkpoint.pt"
+TRAIN_ONLY = (None, "g", "d")
 # Options that change the networks or what an epoch computes: a resumed run must keep them.
 _FIXED_ON_RESUME = ("model", "nz", "ngf", "ndf", "channels", "classes", "lr_g", "lr_d", "beta1", "batch_size",
                     "g_loss", "init", "d_steps", "seed", "max_batches", "data")
@@ -66,6 +67,8 @@ class GanConfig:
     max_batches: int | None = None
     n_eval: int = 64
     grid_columns: int = 8
+    train_only: str | None = None  # "g" or "d": update only that network (report 001 section 4.4.1, GAN Q1)
+    d_ignores_labels: bool = False  # conditional GAN with cD(x) instead of cD(x, y) (report 002, question 7)
 
     def resolved(self) -> "GanConfig":
         """This configuration, validated (a :class:`ConfigError` names the first bad option)."""
@@ -83,6 +86,12 @@ class GanConfig:
                 raise ConfigError(f"--{name.replace('_', '-')} must be positive; got {getattr(self, name)}")
         if not 0.0 <= self.beta1 < 1.0:
             raise ConfigError(f"--beta1 must be in [0, 1); got {self.beta1}")
+        if self.train_only not in TRAIN_ONLY:
+            raise ConfigError(f"--train-only takes g (only the generator's equation 6) or d (only the "
+                              f"discriminator's equation 7); got {self.train_only!r}")
+        if self.d_ignores_labels and self.model != "conditional":
+            raise ConfigError("--d-ignores-y is an ablation of the conditional GAN; got --model "
+                              f"{self.model}; add --model conditional")
         if self.max_batches is not None and self.max_batches < 1:
             raise ConfigError(f"--max-batches must be at least 1; got {self.max_batches}")
         return self
@@ -128,7 +137,12 @@ class GanTask(Task):
         self.resolved = {**asdict(config), "channels": data.channels, "classes": self.classes,
                          "data": data.describe()}
         self.g, self.d = build_pair(config.model, nz=config.nz, ngf=config.ngf, ndf=config.ndf,
-                                    channels=data.channels, classes=self.classes, init=config.init, seed=config.seed)
+                                    channels=data.channels, classes=self.classes, init=config.init, seed=config.seed,
+                                    d_ignores_labels=config.d_ignores_labels)
+        # --train-only: the other network keeps its initial weights (it still runs in training mode)
+        frozen = {"g": self.d, "d": self.g}.get(config.train_only)
+        if frozen is not None:
+            frozen.requires_grad_(False)
         self.opt_g = torch.optim.Adam(self.g.parameters(), lr=config.lr_g, betas=(config.beta1, 0.999))
         self.opt_d = torch.optim.Adam(self.d.parameters(), lr=config.lr_d, betas=(config.beta1, 0.999))
         self.items = as_items(data.dataset)
@@ -143,7 +157,8 @@ class GanTask(Task):
         return {"g": self.opt_g, "d": self.opt_d}
 
     def fingerprint(self) -> dict[str, Any]:
-        return {k: self.resolved.get(k) for k in _FIXED_ON_RESUME}  # only --epochs (and device...) may change
+        keys = _FIXED_ON_RESUME + tuple(k for k in ("train_only", "d_ignores_labels") if self.resolved.get(k))
+        return {k: self.resolved.get(k) for k in keys}  # only --epochs (and device...) may change
 
     def start_epoch(self, epoch: int):
         cfg = self.config
@@ -167,12 +182,16 @@ class GanTask(Task):
             z = torch.randn(x.shape[0], cfg.nz, generator=self.rng).to(step.device)
             with torch.no_grad():
                 fake = g(z, *cond)
-            real_logits, fake_logits = d.logits(x, *cond), d.logits(fake, *cond)
-            loss_d = discriminator_loss(real_logits, fake_logits)
-            step.update(loss_d, "d", what="discriminator loss")
+            with torch.set_grad_enabled(cfg.train_only != "g"):
+                real_logits, fake_logits = d.logits(x, *cond), d.logits(fake, *cond)
+                loss_d = discriminator_loss(real_logits, fake_logits)
+            if cfg.train_only != "g":  # equation 7
+                step.update(loss_d, "d", what="discriminator loss")
         z = torch.randn(x.shape[0], cfg.nz, generator=self.rng).to(step.device)
-        loss_g = generator_loss(d.logits(g(z, *cond), *cond), cfg.g_loss)
-        step.update(loss_g, "g", what="generator loss")
+        with torch.set_grad_enabled(cfg.train_only != "d"):
+            loss_g = generator_loss(d.logits(g(z, *cond), *cond), cfg.g_loss)
+        if cfg.train_only != "d":  # equation 6
+            step.update(loss_g, "g", what="generator loss")
         return {"loss_d": float(loss_d.detach()), "loss_g": float(loss_g.detach()),
                 "d_real": float(torch.sigmoid(real_logits.detach()).mean()),
                 "d_fake": float(torch.sigmoid(fake_logits.detach()).mean())}
