@@ -45,10 +45,20 @@ def test_interrupted_study_resumes_without_redoing_finished_conditions(tiny_digi
     assert run_study(CStudy(tiny_digits, options, linear), tmp_path / "out", progress=False).n_evaluated == 0
     # other settings in the same folder: refused, unless --restart
     other = LinearOptions(cv_folds=2, c_grid=GRID)
-    with pytest.raises(ConfigError, match="different settings.*--restart"):
+    with pytest.raises(ConfigError, match=r"different settings \(linear.cv_folds: earlier 3, now 2\); use the same "
+                                          r"options, another --out, or --restart"):
         run_study(CStudy(tiny_digits, options, other), tmp_path / "out", progress=False)
     restarted = run_study(CStudy(tiny_digits, options, other), tmp_path / "out", progress=False, restart=True)
     assert restarted.n_evaluated == len(GRID) and {r["folds"] for r in restarted.rows} == {2}
+
+
+def test_a_study_resumed_with_its_data_path_spelt_differently_is_the_same_study(tiny_digits, make_options, tmp_path,
+                                                                               monkeypatch):
+    options, linear = make_options(), LinearOptions(cv_folds=3, c_grid=GRID[:2])
+    run_study(CStudy(tiny_digits, options, linear), tmp_path / "out", progress=False)
+    monkeypatch.chdir(tiny_digits.parent)  # the same folder, now given relative to the working directory
+    relative = CStudy(type(tiny_digits)(tiny_digits.name), options, linear)
+    assert run_study(relative, tmp_path / "out", progress=False).n_evaluated == 0
 
 
 def test_a_row_cut_short_by_a_kill_is_run_again(tiny_digits, make_options, tmp_path):

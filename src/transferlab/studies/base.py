@@ -31,7 +31,9 @@ class ProbeStudy(Study):
         extraction = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self.extraction).items()
                       if k not in RUNTIME_ONLY}
         linear = {**asdict(self.linear), "c_grid": list(self.linear.c_grid)}
-        return {"study": self.name, "data": str(self.data), "extraction": extraction, "linear": linear,
+        # the data folder as an absolute path: a resume from another directory, or spelt relative, is the same study
+        data = str(Path(self.data).expanduser().resolve())
+        return {"study": self.name, "data": data, "extraction": extraction, "linear": linear,
                 "cv": self.cv, **self.study_config()}
 
     def study_config(self) -> dict[str, Any]:

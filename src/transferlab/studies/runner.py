@@ -184,7 +184,7 @@ def _run_in(study: Study, run: Run, *, progress: bool, restart: bool, group: Ext
     config = study.config()
     digest = fingerprint(config)
     results_path = out / RESULTS_FILE
-    done = {} if restart else _read_results(results_path, digest)
+    done = {} if restart else _read_results(results_path, digest, config)
     conditions = _shared_conditions(study, group, done)
     keys = [c.key for c in conditions]
     if len(set(keys)) != len(keys):
@@ -198,7 +198,7 @@ def _run_in(study: Study, run: Run, *, progress: bool, restart: bool, group: Ext
     run.resume = False  # the settings match the folder's results (or there are none): write config.json
     run.record(**config, fingerprint=digest, **resolved)
     if restart or not results_path.exists():
-        _write_line(results_path, {"fingerprint": digest, "study": study.name}, mode="w")
+        _write_line(results_path, {"fingerprint": digest, "study": study.name, "config": config}, mode="w")
     todo = [c for c in conditions if c.key not in done]
     run.log.info("study %s: %d conditions, %d to run, %d resumed", study.name, len(keys), len(todo),
                  len(keys) - len(todo))
@@ -255,7 +255,7 @@ def max_rss_mb() -> float:
     return rss / 1e6 if sys.platform == "darwin" else rss * 1024 / 1e6
 
 
-def _read_results(path: Path, digest: str) -> dict[str, dict[str, Any]]:
+def _read_results(path: Path, digest: str, config: dict[str, Any]) -> dict[str, dict[str, Any]]:
     if not path.exists():
         return {}
     lines = path.read_text().splitlines()
@@ -267,9 +267,13 @@ def _read_results(path: Path, digest: str) -> dict[str, dict[str, Any]]:
             continue  # a line cut short by a kill: that condition is simply run again
         if number == 0:
             if record.get("fingerprint") != digest:
-                raise ConfigError(
-                    f"{path.parent} holds results of a study run with different settings (fingerprint "
-                    f"{record.get('fingerprint')} != {digest}); use another --out, or --restart to discard them")
+                from ..training.engine import key_changes
+
+                now = json.loads(json.dumps(config, default=str))  # as the header holds it (paths as strings)
+                changes = key_changes(record["config"], now, before="earlier") if "config" in record else []
+                what = "; ".join(changes) if changes else f"fingerprint {record.get('fingerprint')} != {digest}"
+                raise ConfigError(f"{path.parent} holds results of a study run with different settings ({what}); "
+                                  "use the same options, another --out, or --restart to discard them")
             continue
         rows[record["key"]] = record
     return rows

@@ -167,19 +167,20 @@ def check_run_folder(out: Path | str | None, checkpoint: str, resume: bool, what
                             "or choose another --out")
 
 
-def key_changes(saved: dict | None, now: dict, prefix: str = "") -> list[str]:
-    """``name: checkpoint X, now Y`` for every entry that differs (nested dicts flattened with dots)."""
+def key_changes(saved: dict | None, now: dict, prefix: str = "", before: str = "checkpoint") -> list[str]:
+    """``name: checkpoint X, now Y`` (``before`` names the earlier side) for every entry that differs (nested
+    dicts flattened with dots)."""
     saved = saved if isinstance(saved, dict) else {}
     changes = []
     for name in list(now) + [k for k in saved if k not in now]:
         old, new = saved.get(name, "<not recorded>"), now.get(name, "<not recorded>")
         if isinstance(old, dict) and isinstance(new, dict):
-            changes += key_changes(old, new, f"{prefix}{name}.")
+            changes += key_changes(old, new, f"{prefix}{name}.", before)
         elif _plain(old) != _plain(new):
             what = f"{prefix}{name}"
             if what.startswith("data.") and what.endswith(("_train", "_test")):
                 what += " images"
-            changes.append(f"{what}: checkpoint {_short(old)}, now {_short(new)}")
+            changes.append(f"{what}: {before} {_short(old)}, now {_short(new)}")
     return changes
 
 
