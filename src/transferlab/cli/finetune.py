@@ -119,6 +119,9 @@ def study_finetune(
     augment: Annotated[Optional[list[str]], typer.Option("--augment", help="Presets to compare (default: none "
                                                                            "and seed).")] = None,
     svm: Annotated[bool, typer.Option("--svm/--no-svm", help="Add the linear-SVM row on the same split.")] = True,
+    repeats: Annotated[int, typer.Option("--repeats", min=1, help="Train each combination N times (training seeds "
+                                         "--seed ... --seed+N-1, the same splits): mean ± std in the table and "
+                                         "figure.")] = 1,
     epochs: Epochs = 10,
     batch_size: opt.BatchSize = 32,
     optimizer: Optimizer = "sgd",
@@ -127,6 +130,8 @@ def study_finetune(
     val_fraction: ValFraction = 0.2,
     patience: Patience = 5,
     preprocess: opt.Preprocess = "weights",
+    input_size: InputSize = None,
+    grayscale: opt.Grayscale = "duplicate",
     train_per_class: opt.TrainPerClass = 100,
     test_fraction: opt.TestFraction = None,
     seed: opt.Seed = 0,
@@ -142,11 +147,13 @@ def study_finetune(
 
     result = run(data, backbones=backbone or ["vgg16"], weights=weights, freezes=freeze or ["all-but-head", "none"],
                  augments=augment or ["none", "seed"], svm=svm, out=out, progress=progress, cache_dir=cache_dir,
-                 epochs=epochs,
+                 repeats=repeats, epochs=epochs, **({"input_size": input_size} if input_size is not None else {}),
+                 **({"grayscale": grayscale} if grayscale != "duplicate" else {}),
                  batch_size=batch_size, optimizer=optimizer, lr=lr, schedule=schedule, val_fraction=val_fraction,
                  patience=patience or None, preprocess=preprocess, train_per_class=train_per_class,
                  test_fraction=test_fraction, seed=seed, device=device, workers=_workers(workers))
-    shown = [{k: r[k] for k in ("backbone", "method", "freeze", "augment", "val_accuracy", "test_accuracy")}
+    shown = [{**{k: r[k] for k in ("backbone", "method", "freeze", "augment", "val_accuracy")},
+              "test_accuracy": r["test_accuracy_pm"], **({"repeats": r["test_accuracies"]} if repeats > 1 else {})}
              for r in result["rows"]]
     console.print(markdown_table(shown))
     console.print(f"-> {result['table']}, {result['figure']}, {result['curves']}")

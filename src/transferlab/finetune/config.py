@@ -26,7 +26,8 @@ class FinetuneConfig:
     ``step_size=None`` is a third of the epochs. ``input_size`` is the side of the crop fed to the network
     (default: the weights' crop size; the resize before the crop is scaled by the same factor);
     ``grayscale`` is ``duplicate``, ``sum-filters`` or ``learnt`` (report 002 Q9, see
-    :mod:`transferlab.backbones.grayscale`).
+    :mod:`transferlab.backbones.grayscale`). ``split_seed`` (default: ``seed``) decides the data splits alone,
+    so that repeats with other ``seed`` values (initialisation, order, augmentation) share the same images.
     """
 
     backbone: str
@@ -57,6 +58,12 @@ class FinetuneConfig:
     workers: int = 0
     input_size: int | None = None
     grayscale: str = "duplicate"
+    split_seed: int | None = None
+
+    @property
+    def data_seed(self) -> int:
+        """The seed of the train/test and train/validation splits: ``split_seed``, else ``seed``."""
+        return self.seed if self.split_seed is None else int(self.split_seed)
 
     @classmethod
     def from_options(cls, **options: Any) -> "FinetuneConfig":

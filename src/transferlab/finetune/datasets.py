@@ -121,14 +121,15 @@ def load_data(data: Path | str | TrainingData | None, cfg, dataset: str | None =
               data_root: Path | str | None = None) -> TrainingData:
     """An image folder (``data``) or a torchvision dataset (``dataset``), exactly one of them.
 
-    ``cfg`` supplies the folder split (``train_per_class``, ``test_fraction``, ``seed``)."""
+    ``cfg`` supplies the folder split (``train_per_class``, ``test_fraction``, ``data_seed``)."""
     if isinstance(data, TrainingData):
         return data
     if (data is None) == (dataset is None):
         raise ConfigError("give either an image folder DATA or --dataset flowers102|cifar10|mnist (exactly one)")
     if dataset is not None:
         return torchvision_data(dataset, data_root)
-    return folder_data(data, train_per_class=cfg.train_per_class, test_fraction=cfg.test_fraction, seed=cfg.seed)
+    return folder_data(data, train_per_class=cfg.train_per_class, test_fraction=cfg.test_fraction,
+                       seed=cfg.data_seed)
 
 
 class ItemDataset(Dataset):
