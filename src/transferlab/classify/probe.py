@@ -2,6 +2,10 @@
 
 The assignment's classifier is scikit-learn's one-vs-rest ``LinearSVC(C=1.0)`` on L2-normalised
 features (Chatfield et al. 2014); logistic regression is the alternative; PCA can come first.
+``solver`` picks who minimises the objective: scikit-learn (``liblinear``: liblinear for the SVM, its lbfgs
+for logistic regression) or torch (:class:`~transferlab.classify.torch_linear.TorchLinearClassifier`, the
+same objectives, on the GPU when present and out of core on memory-mapped features); ``auto`` takes
+scikit-learn below :data:`TORCH_FROM_ELEMENTS` feature values and for memory-mapped features takes torch.
 """
 
 from __future__ import annotations
@@ -19,19 +23,43 @@ from sklearn.pipeline import Pipeline
 from sklearn.svm import LinearSVC
 
 from ..errors import ConfigError
+from .torch_linear import TorchLinearClassifier, is_memory_mapped
 
 CLASSIFIERS = ("svm", "logreg")
+SOLVERS = ("auto", "liblinear", "torch")
 DEFAULT_C_GRID = tuple(float(c) for c in np.logspace(-4, 4, 9))
+# --solver auto: scikit-learn below this many feature values (n_samples x n_features), torch from there on.
+# Measured by benchmarks/linear_solvers.py on the 2-core development machine (RESULTS.md, "Linear solvers"):
+# LinearSVC fits 2,000 x 2,048 (10 classes) in about the time torch's L-BFGS does, and torch is ahead from
+# there (4,000 x 2,048: 2.6x); memory-mapped features always go to torch (liblinear copies them into RAM).
+TORCH_FROM_ELEMENTS = 4_000_000
 
 
-def make_classifier(kind: str = "svm", C: float = 1.0, pca: int | None = None, seed: int = 0) -> BaseEstimator:
-    """``LinearSVC(C)`` or ``LogisticRegression(C)``, preceded by ``PCA(pca)`` when asked."""
+def resolve_solver(solver: str, X=None) -> str:
+    """``liblinear`` or ``torch`` for features ``X`` (``auto``: by size, torch for memory-mapped features)."""
+    if solver not in SOLVERS:
+        raise ConfigError(f"unknown --solver {solver!r}; expected one of {', '.join(SOLVERS)}")
+    if solver != "auto":
+        return solver
+    if X is None:
+        return "liblinear"
+    return "torch" if is_memory_mapped(X) or X.shape[0] * X.shape[1] >= TORCH_FROM_ELEMENTS else "liblinear"
+
+
+def make_classifier(kind: str = "svm", C: float = 1.0, pca: int | None = None, seed: int = 0,
+                    solver: str = "liblinear", X=None, device: str = "auto") -> BaseEstimator:
+    """``LinearSVC(C)`` or ``LogisticRegression(C)`` (or the torch solver of the same objective, see
+    :func:`resolve_solver`; ``X``: the features it will be fitted on), preceded by ``PCA(pca)`` when asked."""
     if kind not in CLASSIFIERS:
         raise ConfigError(f"unknown classifier {kind!r}; expected one of {', '.join(CLASSIFIERS)}")
     if not C > 0:
         raise ConfigError(f"--C must be positive (or 'auto'); got {C}")
+    solver = resolve_solver(solver, X)
     # random_state only fixes liblinear's coordinate order (determinism); the model is the assignment's.
-    if kind == "svm":
+    if solver == "torch":
+        head = TorchLinearClassifier("squared_hinge" if kind == "svm" else "log_loss", C, device=device,
+                                     random_state=seed)
+    elif kind == "svm":
         head = LinearSVC(C=C, random_state=seed)
     else:
         head = LogisticRegression(C=C, max_iter=2000, random_state=seed)
@@ -64,13 +92,20 @@ def cv_folds(y: np.ndarray, folds: int) -> int:
 
 
 def choose_C(kind: str, X_train: np.ndarray, y_train: np.ndarray, grid=DEFAULT_C_GRID, folds: int = 5,
-             pca: int | None = None, seed: int = 0) -> tuple[float, list[dict]]:
+             pca: int | None = None, seed: int = 0, solver: str = "liblinear",
+             device: str = "auto") -> tuple[float, list[dict]]:
     """Pick C by stratified k-fold CV **on the training split only**; return (best C, CV curve).
 
     The curve has one row per C: mean and std CV accuracy, mean fit time. The test split never enters.
+    Memory-mapped features are never copied into RAM: each fold is the whole memory map with the other
+    folds' rows weighted zero (:func:`_cv_by_weights`).
     """
     k = cv_folds(y_train, folds)
-    estimator = make_classifier(kind, 1.0, pca, seed)
+    estimator = make_classifier(kind, 1.0, pca, seed, solver, X_train, device)
+    if is_memory_mapped(X_train) and isinstance(estimator, TorchLinearClassifier):
+        curve = _cv_by_weights(estimator, X_train, y_train, grid, k, seed)
+        best = max(curve, key=lambda row: (row["cv_mean"], -row["C"]))
+        return best["C"], curve
     key = "classifier__C" if isinstance(estimator, Pipeline) else "C"
     search = GridSearchCV(estimator, {key: list(grid)}, cv=StratifiedKFold(k, shuffle=True, random_state=seed),
                           scoring="accuracy", refit=False, n_jobs=1)
@@ -83,3 +118,24 @@ def choose_C(kind: str, X_train: np.ndarray, y_train: np.ndarray, grid=DEFAULT_C
                                    results["mean_fit_time"])]
     best = max(curve, key=lambda row: (row["cv_mean"], -row["C"]))  # ties: the smaller C (more regularised)
     return best["C"], curve
+
+
+def _cv_by_weights(estimator: TorchLinearClassifier, X, y: np.ndarray, grid, k: int, seed: int) -> list[dict]:
+    """The CV curve of :func:`choose_C` (the same stratified, seeded folds) for features left on disk: a fold's
+    model is fitted on all rows with the held-out ones weighted zero, and scored on the held-out rows."""
+    from sklearn.base import clone
+
+    splits = list(StratifiedKFold(k, shuffle=True, random_state=seed).split(np.zeros(len(y)), y))
+    curve = []
+    for C in grid:
+        scores, seconds = [], []
+        for train, held_out in splits:
+            weights = np.zeros(len(y), np.float32)
+            weights[train] = 1.0
+            start = time.perf_counter()
+            model = clone(estimator).set_params(C=float(C)).fit(X, y, sample_weight=weights)
+            seconds.append(time.perf_counter() - start)
+            scores.append(float(np.mean(model.predict(X)[held_out] == y[held_out])))
+        curve.append({"C": float(C), "cv_mean": float(np.mean(scores)), "cv_std": float(np.std(scores)),
+                      "fit_seconds": float(np.mean(seconds)), "folds": k})
+    return curve

@@ -1,0 +1,135 @@
+"""The torch solver of LinearSVC's and LogisticRegression's objectives (``--solver torch``), in and out of core."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.datasets import load_digits
+from sklearn.decomposition import PCA
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import Pipeline
+from sklearn.svm import LinearSVC
+
+from transferlab.classify.probe import TORCH_FROM_ELEMENTS, choose_C, make_classifier, resolve_solver
+from transferlab.classify.torch_linear import TorchLinearClassifier, _Objective, is_memory_mapped
+from transferlab.errors import ConfigError
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """scikit-learn's 8x8 digits, L2-normalised like transferlab's features: 1,797 x 64, 10 classes."""
+    X, y = load_digits(return_X_y=True)
+    return (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32), y
+
+
+def sklearn_objective(loss: str, C: float, coef, intercept, X, y) -> float:
+    """scikit-learn's objective at scikit-learn's solution, computed by the same formula."""
+    classes, index = np.unique(y, return_inverse=True)
+    objective = _Objective(loss, C, len(classes), True, 1.0, float(len(y)))
+    W = torch.tensor(coef, dtype=torch.float32)
+    b = torch.tensor(np.asarray(intercept) / objective.scale, dtype=torch.float32)
+    return float(objective.total(W, b, X, index, np.ones(len(y), np.float32), "cpu"))
+
+
+@pytest.mark.parametrize("C", [0.1, 1.0])
+def test_squared_hinge_matches_linear_svc(digits, C):
+    X, y = digits
+    reference = LinearSVC(C=C, max_iter=10_000).fit(X, y)
+    model = TorchLinearClassifier("squared_hinge", C, device="cpu").fit(X, y)
+    assert model.method_ == "lbfgs"
+    assert np.mean(model.predict(X) == reference.predict(X)) >= 0.98
+    expected = sklearn_objective("squared_hinge", C, reference.coef_, reference.intercept_, X, y)
+    assert model.objective_ == pytest.approx(expected, rel=1e-4)  # the same minimum (liblinear's tol)
+    assert model.coef_.shape == reference.coef_.shape and model.intercept_.shape == reference.intercept_.shape
+    np.testing.assert_allclose(model.decision_function(X), reference.decision_function(X), atol=0.02)
+
+
+def test_log_loss_matches_logistic_regression(digits):
+    X, y = digits[0][:600], digits[1][:600]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reference = LogisticRegression(C=1.0, max_iter=5000).fit(X, y)
+    model = TorchLinearClassifier("log_loss", 1.0, device="cpu").fit(X, y)
+    assert np.mean(model.predict(X) == reference.predict(X)) >= 0.98
+    expected = sklearn_objective("log_loss", 1.0, reference.coef_, reference.intercept_, X, y)
+    assert model.objective_ <= expected * (1 + 1e-4)  # at least as low as lbfgs's own minimum
+    np.testing.assert_allclose(model.predict_proba(X), reference.predict_proba(X), atol=0.01)
+    assert not hasattr(TorchLinearClassifier("squared_hinge"), "predict_proba")  # an SVM has no probabilities
+
+
+def test_two_classes_one_row_like_scikit_learn(digits):
+    X, y = digits
+    rows = np.isin(y, [3, 8])
+    X2, y2 = X[rows], np.where(y[rows] == 3, "three", "eight")
+    reference = LinearSVC(C=1.0, max_iter=10_000).fit(X2, y2)
+    model = TorchLinearClassifier("squared_hinge", 1.0, device="cpu").fit(X2, y2)
+    assert model.coef_.shape == (1, 64) and list(model.classes_) == ["eight", "three"]
+    assert np.mean(model.predict(X2) == reference.predict(X2)) >= 0.98
+    logistic = TorchLinearClassifier("log_loss", 1.0, device="cpu").fit(X2, y2)
+    np.testing.assert_allclose(logistic.predict_proba(X2).sum(axis=1), 1.0, rtol=1e-6)
+
+
+def test_out_of_core_on_a_memory_map_gives_the_same_model(digits, tmp_path):
+    """Minibatch warm start + L-BFGS on gradients summed over blocks of a np.memmap: the full objective's
+    solution, never holding the features whole."""
+    X, y = digits
+    path = tmp_path / "features.npy"
+    np.save(path, X)
+    mapped = np.load(path, mmap_mode="r")
+    assert is_memory_mapped(mapped) and is_memory_mapped(mapped[10:]) and not is_memory_mapped(X)
+    in_memory = TorchLinearClassifier("squared_hinge", 1.0, device="cpu").fit(X, y)
+    streamed = TorchLinearClassifier("squared_hinge", 1.0, method="minibatch", batch_size=256, block_rows=400,
+                                     device="cpu").fit(mapped, y)
+    assert streamed.method_ == "minibatch"
+    assert np.mean(streamed.predict(mapped) == in_memory.predict(X)) >= 0.98
+    assert streamed.objective_ == pytest.approx(in_memory.objective_, rel=1e-3)
+    # auto: a memory map larger than the device's memory budget goes out of core
+    assert TorchLinearClassifier(memory_fraction=1e-12).chosen_method(mapped) == "minibatch"
+    assert TorchLinearClassifier().chosen_method(X) == "lbfgs"
+
+
+def test_scikit_learn_estimator_contract(digits):
+    X, y = digits
+    estimator = TorchLinearClassifier("squared_hinge", 0.5, device="cpu")
+    copy = clone(estimator)
+    assert copy.get_params() == estimator.get_params() and not hasattr(copy, "coef_")
+    pipe = Pipeline([("pca", PCA(16, random_state=0)), ("classifier", estimator)]).fit(X[:600], y[:600])
+    assert pipe.score(X[600:], y[600:]) > 0.85
+    search = GridSearchCV(estimator, {"C": [0.1, 1.0]}, cv=3).fit(X[:600], y[:600])
+    assert search.best_params_["C"] in (0.1, 1.0) and search.best_estimator_.coef_.shape == (10, 64)
+    with pytest.raises(ConfigError, match="loss must be one of"):
+        TorchLinearClassifier("hinge").fit(X, y)
+
+
+def test_auto_solver_by_size_and_memory_map(digits, tmp_path):
+    X, y = digits
+    assert resolve_solver("auto", X) == "liblinear"  # 115,008 values: below the measured threshold
+    big = np.zeros((TORCH_FROM_ELEMENTS // 64 + 1, 64), np.float32)
+    assert resolve_solver("auto", big) == "torch"
+    np.save(tmp_path / "f.npy", X)
+    assert resolve_solver("auto", np.load(tmp_path / "f.npy", mmap_mode="r")) == "torch"
+    assert resolve_solver("liblinear", big) == "liblinear"
+    assert isinstance(make_classifier("logreg", 1.0, solver="torch"), TorchLinearClassifier)
+    assert isinstance(make_classifier("svm", 1.0, solver="auto", X=X), LinearSVC)
+    with pytest.raises(ConfigError, match="unknown --solver 'sgd'; expected one of auto, liblinear, torch"):
+        resolve_solver("sgd", X)
+
+
+def test_cv_on_a_memory_map_uses_the_same_folds_without_copying(digits, tmp_path):
+    """choose_C on features left on disk: folds as sample weights, the same curve as GridSearchCV's."""
+    X, y = digits
+    X, y = X[:500], y[:500]
+    np.save(tmp_path / "f.npy", X)
+    mapped = np.load(tmp_path / "f.npy", mmap_mode="r")
+    best_mem, curve_mem = choose_C("svm", X, y, (0.01, 1.0), folds=3, solver="torch", device="cpu")
+    best_map, curve_map = choose_C("svm", mapped, y, (0.01, 1.0), folds=3, solver="torch", device="cpu")
+    assert best_map == best_mem
+    for a, b in zip(curve_mem, curve_map):
+        assert b["cv_mean"] == pytest.approx(a["cv_mean"], abs=0.01) and b["folds"] == 3
+    json.dumps(curve_map)  # plain numbers (metrics.json)
