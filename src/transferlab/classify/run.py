@@ -23,7 +23,7 @@ from ..report.plots import save_figure
 from ..runs import Run
 from .evaluate import write_evaluation
 from .linear_model import LinearProbeModel
-from .probe import DEFAULT_C_GRID, choose_C, fit_classifier, make_classifier
+from .probe import DEFAULT_C_GRID, choose_C, fit_classifier, make_classifier, resolve_solver
 
 
 @dataclass
@@ -34,6 +34,7 @@ class LinearOptions:
     cv_folds: int = 5
     c_grid: tuple[float, ...] = DEFAULT_C_GRID
     repeats: int = 1
+    solver: str = "auto"          # liblinear (scikit-learn), torch, or auto (by size; see classify/probe.py)
 
 
 def parse_C(value: str | float) -> float | str:
@@ -52,23 +53,27 @@ def fit_probe(feats: SplitFeatures, backbone: Backbone, layer: str, extraction: 
               linear: LinearOptions) -> tuple[LinearProbeModel, dict[str, Any]]:
     """Fit the classifier on the training rows only (choosing C by CV there when ``C == "auto"``)."""
     C, curve = linear.C, None
+    solver = resolve_solver(linear.solver, feats.X_train)
     if C == "auto":
         C, curve = choose_C(linear.classifier, feats.X_train, feats.y_train, linear.c_grid, linear.cv_folds,
-                            linear.pca, extraction.seed)
-    estimator, seconds = fit_classifier(make_classifier(linear.classifier, float(C), linear.pca, extraction.seed),
+                            linear.pca, extraction.seed, solver, extraction.device)
+    estimator, seconds = fit_classifier(make_classifier(linear.classifier, float(C), linear.pca, extraction.seed,
+                                                        solver, device=extraction.device),
                                         feats.X_train, feats.y_train)
     model = LinearProbeModel(backbone, layer, extraction.pooling, extraction.l2, list(feats.classes), estimator,
                              extraction.weights, extraction.seed, linear.classifier)
-    return model, {"C": float(C), "cv_curve": curve, "fit_seconds": seconds}
+    return model, {"C": float(C), "cv_curve": curve, "fit_seconds": seconds, "solver": solver}
 
 
 def fit(data: Path | str, *, backbone: str = "vgg16", weights: str = "imagenet", layer: str | None = None,
-        classifier: str = "svm", C: float | str = 1.0, pca: int | None = None, **extraction) -> LinearProbeModel:
+        classifier: str = "svm", C: float | str = 1.0, pca: int | None = None, solver: str = "auto",
+        **extraction) -> LinearProbeModel:
     """Library verb: split ``data``, extract features, fit and return a :class:`LinearProbeModel`."""
     options = ExtractionOptions(backbone=backbone, weights=weights, layers=[layer] if layer else [], **extraction)
     result = features_for(data, options)
     layer_name, feats = next(iter(result.features.items()))
-    model, _ = fit_probe(feats, result.backbone, layer_name, options, LinearOptions(classifier, parse_C(C), pca))
+    model, _ = fit_probe(feats, result.backbone, layer_name, options,
+                         LinearOptions(classifier, parse_C(C), pca, solver=solver))
     return model
 
 
@@ -96,6 +101,7 @@ def run_linear(data: Path | str, out: Path | str | None = None, extraction: Extr
         linear.C = parse_C(linear.C)
     if linear.repeats < 1:
         raise ConfigError(f"--repeats must be at least 1; got {linear.repeats}")
+    resolve_solver(linear.solver)  # an unknown --solver is refused before any work
     call = {"data": str(data), "extraction": extraction, "linear": linear}
     group = ExtractionGroup(extraction.device)
     if not group.is_main:  # under torchrun: help extract, then leave fitting and writing to rank 0
@@ -112,6 +118,8 @@ def run_linear(data: Path | str, out: Path | str | None = None, extraction: Extr
         log_extraction(run.log, result)
         layer, feats = next(iter(result.features.items()))
         model, info = fit_probe(feats, result.backbone, layer, extraction, linear)
+        if info["cv_curve"]:  # after the choice: shown beside the CV curve, never used for it
+            add_test_accuracy_per_C(info["cv_curve"], linear.classifier, feats, linear.pca, extraction.seed)
         start = time.perf_counter()
         y_pred = model.predict(feats.X_test)
         predict_seconds = time.perf_counter() - start
@@ -123,7 +131,7 @@ def run_linear(data: Path | str, out: Path | str | None = None, extraction: Extr
             C_mode="cv-on-train" if linear.C == "auto" else "fixed", pca=linear.pca,
             feature_size=int(feats.X_train.shape[1]), n_train=int(len(feats.y_train)),
             extraction_seconds=result.extraction.seconds, images_forwarded=result.extraction.n_forward,
-            fit_seconds=info["fit_seconds"], predict_seconds=predict_seconds, cv_curve=info["cv_curve"],
+            fit_seconds=info["fit_seconds"], solver=info["solver"], predict_seconds=predict_seconds, cv_curve=info["cv_curve"],
             repeats=repeats, n_skipped=len(feats.skipped))
         if info["cv_curve"]:
             plot_cv_curve(info["cv_curve"], run.out / "cv_curve.png")
@@ -152,8 +160,24 @@ def _repeat_accuracies(data, extraction: ExtractionOptions, linear: LinearOption
             "mean": float(np.mean(accuracies)), "std": float(np.std(accuracies))}
 
 
+ILLUSTRATION_KEY = "test_acc_illustration_only"
+ILLUSTRATION_LABEL = "test accuracy (illustration only, not used to choose C)"
+
+
+def add_test_accuracy_per_C(curve: list[dict], kind: str, feats: SplitFeatures, pca: int | None, seed: int) -> None:
+    """Add, to each row of a C curve, the test accuracy of the classifier refitted on the training rows at that C
+    (``test_acc_illustration_only``), as seed 000's Figure 4 and seed 002's SVM-over-C bars plot it. It is
+    computed after C was chosen on the training folds and never feeds the choice: illustration only."""
+    if not len(feats.y_test):
+        return
+    for row in curve:
+        estimator, _ = fit_classifier(make_classifier(kind, float(row["C"]), pca, seed), feats.X_train, feats.y_train)
+        row[ILLUSTRATION_KEY] = float(np.mean(estimator.predict(feats.X_test) == feats.y_test))
+
+
 def plot_cv_curve(curve: list[dict], path: Path) -> Path:
-    """Mean ± std CV accuracy and fit time per C (report 001, Figure 1.8)."""
+    """Mean ± std CV accuracy and fit time per C (report 001, Figure 1.8); the per-C test accuracy, when the
+    rows have it, as a separate dotted line labelled illustration only (seed 000, Figure 4)."""
     import matplotlib.pyplot as plt
 
     Cs = [row["C"] for row in curve]
@@ -161,6 +185,9 @@ def plot_cv_curve(curve: list[dict], path: Path) -> Path:
     std = np.array([row["cv_std"] for row in curve])
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.errorbar(Cs, mean, yerr=std, marker="o", capsize=3, label="CV accuracy (train split)")
+    if all(ILLUSTRATION_KEY in row for row in curve):
+        ax.plot(Cs, [row[ILLUSTRATION_KEY] for row in curve], color="tab:red", ls=":", marker="s", ms=4,
+                label=ILLUSTRATION_LABEL)
     ax.set_xscale("log")
     ax.set_xlabel("C")
     ax.set_ylabel("accuracy")
@@ -169,5 +196,6 @@ def plot_cv_curve(curve: list[dict], path: Path) -> Path:
     twin.plot(Cs, [row["fit_seconds"] for row in curve], color="gray", ls="--", marker=".", label="fit time")
     twin.set_ylabel("fit time (s)")
     handles = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
-    ax.legend(handles, [h.get_label() for h in handles], loc="lower right", fontsize=8)
+    ax.legend(handles, [h.get_label() for h in handles], loc="upper center", bbox_to_anchor=(0.5, -0.16),
+              ncol=2, fontsize=8)  # below the axes: the curves stay clear
     return save_figure(fig, path)

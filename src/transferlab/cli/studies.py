@@ -221,6 +221,9 @@ def study_heads(
     alpha: Annotated[float, typer.Option("--alpha", help="MLP L2 penalty.")] = 1e-4,
     epochs: Annotated[int, typer.Option("--epochs", min=1, help="MLP maximum epochs.")] = 300,
     lr: Annotated[float, typer.Option("--lr", help="MLP Adam learning rate.")] = 1e-2,
+    svm_grid: Annotated[Optional[str], typer.Option("--svm-grid", help="Also one LinearSVC bar per C, "
+                                                    "comma-separated (report 002's SVM-over-C bars; test accuracy "
+                                                    "for illustration only).")] = None,
     C: CValue = "1.0", cv_folds: CvFolds = 5, no_cv: NoCv = False,
     out: opt.Out = None, restart: Restart = False, quiet: Quiet = False,
     train_per_class: opt.TrainPerClass = 100, test_fraction: opt.TestFraction = None, seed: opt.Seed = 0,
@@ -233,7 +236,7 @@ def study_heads(
     StudyOptions.of(locals(), classifier="svm").run(
         "heads", data, ["head", "params", "test_acc", "cv_acc", "fit_s", "predict_s"], heads=_csv(heads),
         hidden=list(_numbers(hidden, int, "--hidden") or ()), alpha=alpha, max_iter=epochs, learning_rate=lr,
-        cv=not no_cv)
+        cv=not no_cv, svm_grid=list(_numbers(svm_grid, float, "--svm-grid") or ()))
 
 
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:

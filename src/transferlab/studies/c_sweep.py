@@ -4,6 +4,10 @@ One condition per C: mean ± std CV accuracy and mean fit time over the folds, c
 :func:`transferlab.classify.choose_C` on the training rows only (the same stratified, seeded folds
 for every C). The choice — the best mean CV accuracy, ties to the smaller C — is then scored once on
 the test split, next to the assignment's C=1 (``C_test.csv``). Test labels never reach the choice.
+
+Each row also carries ``test_acc_illustration_only``: the test accuracy at that C, as seed 000's Figure 4 and
+seed 002's SVM-over-C bars plot it, shown in the table and as a dotted line in the figure labelled "test
+accuracy (illustration only, not used to choose C)"; :meth:`CStudy.chosen_C` never reads it.
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from ..classify import LinearOptions, choose_C
-from ..classify.run import plot_cv_curve
+from ..classify.probe import resolve_solver
+from ..classify.run import ILLUSTRATION_KEY, add_test_accuracy_per_C, plot_cv_curve
 from ..errors import ConfigError
 from ..pipeline import ExtractionOptions
 from ..report import write_table
@@ -43,17 +48,21 @@ class CStudy(ProbeStudy):
         feats = result.features[layer]
         # X_train / y_train only: the test rows are not even passed.
         _, curve = choose_C(self.linear.classifier, feats.X_train, feats.y_train, (condition.params["C"],),
-                            self.linear.cv_folds, self.linear.pca, self.seed)
+                            self.linear.cv_folds, self.linear.pca, self.seed,
+                            resolve_solver(self.linear.solver, feats.X_train), self.extraction.device)
         row = curve[0]
+        add_test_accuracy_per_C(curve, self.linear.classifier, feats, self.linear.pca, self.seed)  # after the CV
         return {"layer": layer, "cv_acc": row["cv_mean"], "cv_std": row["cv_std"],
-                "fit_s": row["fit_seconds"], "folds": row["folds"]}
+                "fit_s": row["fit_seconds"], "folds": row["folds"], ILLUSTRATION_KEY: row.get(ILLUSTRATION_KEY)}
 
     def chosen_C(self, rows: list[dict[str, Any]]) -> float:
         """Best mean CV accuracy; ties go to the smaller C (as :func:`choose_C`)."""
         return max(rows, key=lambda r: (r["cv_acc"], -r["C"]))["C"]
 
     def figures(self, rows: list[dict[str, Any]], out: Path) -> list[Path]:
-        curve = [{"C": r["C"], "cv_mean": r["cv_acc"], "cv_std": r["cv_std"], "fit_seconds": r["fit_s"]} for r in rows]
+        curve = [{"C": r["C"], "cv_mean": r["cv_acc"], "cv_std": r["cv_std"], "fit_seconds": r["fit_s"],
+                  **({ILLUSTRATION_KEY: r[ILLUSTRATION_KEY]} if r.get(ILLUSTRATION_KEY) is not None else {})}
+                 for r in rows]
         return [plot_cv_curve(curve, out / "C_sweep.png")]
 
     def summary(self, rows: list[dict[str, Any]], out: Path) -> dict[str, Any]:

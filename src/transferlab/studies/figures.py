@@ -15,13 +15,13 @@ def _values(rows: Sequence[dict[str, Any]], key: str) -> np.ndarray:
 
 
 def plot_bars(rows: Sequence[dict[str, Any]], label: str, path: Path, title: str,
-              second: str | None = None, second_label: str = "") -> Path:
+              second: str | None = None, second_label: str = "", test_label: str = "test accuracy") -> Path:
     """Test accuracy and CV accuracy (± std) per condition; ``second`` (a speed or time) as dots on a twin axis."""
     import matplotlib.pyplot as plt
 
     x = np.arange(len(rows))
     fig, ax = plt.subplots(figsize=(max(5.0, 1.0 * len(rows) + 2), 4))
-    ax.bar(x - 0.2, _values(rows, "test_acc"), 0.4, label="test accuracy")
+    ax.bar(x - 0.2, _values(rows, "test_acc"), 0.4, label=test_label)
     ax.bar(x + 0.2, _values(rows, "cv_acc"), 0.4, yerr=_values(rows, "cv_std"), capsize=3,
            label="CV accuracy (train)", alpha=0.8)
     ax.set_xticks(x, [str(r[label]) for r in rows], rotation=20)
@@ -37,7 +37,7 @@ def plot_bars(rows: Sequence[dict[str, Any]], label: str, path: Path, title: str
         twin.set_ylim(bottom=0)
         handles += twin.get_legend_handles_labels()[0]
     fig.legend(handles, [h.get_label() for h in handles], loc="upper center", ncol=3, fontsize=7,
-               bbox_to_anchor=(0.5, 0.0))
+               bbox_to_anchor=(0.5, -0.05))  # below the rotated tick labels
     return save_figure(fig, path)
 
 

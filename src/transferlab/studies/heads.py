@@ -4,6 +4,9 @@ Report 002 (question 11, "SVM and MLP comparison") found both heads at about 91 
 and logistic regression are fitted exactly as ``transferlab run --classifier svm|logreg`` fits them;
 the MLP is scikit-learn's ``MLPClassifier`` (hidden ReLU layers, Adam, seeded), fitted on the
 training rows only. CV accuracy uses the same stratified, seeded folds of the training split.
+``svm_grid`` adds one LinearSVC bar per C (``svm C=0.01`` ...), report 002's SVM-over-C bars beside the MLP;
+their test accuracy is shown for illustration only, the best head is chosen by CV on the training split.
+The MLP's width(s), L2 penalty ``alpha``, epochs (``max_iter``) and learning rate are options.
 """
 
 from __future__ import annotations
@@ -35,7 +38,8 @@ class HeadsStudy(ProbeStudy):
 
     def __init__(self, data: Path | str, extraction: ExtractionOptions, linear: LinearOptions | None = None,
                  heads: list[str] | None = None, hidden: tuple[int, ...] = (256,), alpha: float = 1e-4,
-                 max_iter: int = 300, learning_rate: float = 1e-2, cv: bool = True) -> None:
+                 max_iter: int = 300, learning_rate: float = 1e-2, cv: bool = True,
+                 svm_grid: tuple[float, ...] = ()) -> None:
         super().__init__(data, extraction, linear, cv)
         self.heads = list(heads or HEADS)
         for head in self.heads:
@@ -48,13 +52,17 @@ class HeadsStudy(ProbeStudy):
             raise ConfigError(f"MLP settings must be positive (learning rate {learning_rate}, epochs {max_iter}) "
                               f"and alpha non-negative ({alpha})")
         self.hidden, self.alpha, self.max_iter, self.learning_rate = tuple(hidden), alpha, max_iter, learning_rate
+        self.svm_grid = tuple(float(c) for c in svm_grid or ())
+        if any(not (c > 0 and c < float("inf")) for c in self.svm_grid):
+            raise ConfigError(f"--svm-grid must list positive values of C; got {list(self.svm_grid)}")
 
     def study_config(self) -> dict[str, Any]:
-        return {"heads": self.heads, "mlp": {"hidden": list(self.hidden), "alpha": self.alpha,
+        return {"heads": self.heads, **({"svm_grid": list(self.svm_grid)} if self.svm_grid else {}), "mlp": {"hidden": list(self.hidden), "alpha": self.alpha,
                                             "max_iter": self.max_iter, "learning_rate": self.learning_rate}}
 
     def conditions(self) -> list[Condition]:
-        return [Condition(head, {"head": head}) for head in self.heads]
+        cells = [Condition(head, {"head": head}) for head in self.heads]
+        return cells + [Condition(f"svm C={c:g}", {"head": f"svm C={c:g}"}) for c in self.svm_grid]
 
     def make_mlp(self) -> MLPClassifier:
         # Adam at 1e-2: at scikit-learn's default 1e-3 the updates on L2-normalised features (entries
@@ -65,6 +73,11 @@ class HeadsStudy(ProbeStudy):
     def evaluate(self, condition: Condition) -> dict[str, Any]:
         backbone, layer, options, result = self.default_features()
         feats, head = result.features[layer], condition.params["head"]
+        if head.startswith("svm C="):  # one bar of the SVM-over-C sweep (report 002)
+            C = float(head.partition("=")[2])
+            metrics = probe_metrics(feats, backbone, layer, options, replace(self.linear, classifier="svm", C=C),
+                                    cv=self.cv)
+            return {"layer": layer, "params": f"C={C:g}", **drop_private(metrics)}
         if head != "mlp":
             metrics = probe_metrics(feats, backbone, layer, options, replace(self.linear, classifier=head), cv=self.cv)
             return {"layer": layer, "params": f"C={metrics['C']:g}", **drop_private(metrics)}
@@ -86,8 +99,10 @@ class HeadsStudy(ProbeStudy):
                 "epochs": int(model.n_iter_)}
 
     def figures(self, rows: list[dict[str, Any]], out: Path) -> list[Path]:
+        test_label = ("test accuracy (illustration only, not used to choose C)" if self.svm_grid
+                      else "test accuracy")
         return [plot_bars(rows, "head", out / "heads.png", "heads on the same features", second="fit_s",
-                          second_label="fit time (s)")]
+                          second_label="fit time (s)", test_label=test_label)]
 
     def summary(self, rows: list[dict[str, Any]], out: Path) -> dict[str, Any]:
         best = best_by_cv(rows)
