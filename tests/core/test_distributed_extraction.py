@@ -107,7 +107,7 @@ def test_two_ranks_share_the_shards_and_give_the_features_of_one_process(folder,
     # helped with the rest, so both forwarded some
     per_rank = rank0["per_rank"].tolist()
     assert sum(per_rank) == 24 and min(per_rank) >= SHARD and per_rank == rank1["per_rank"].tolist()
-    assert [int(rank0["n_forward"]), int(rank1["n_forward"])] == per_rank
+    assert int(rank0["n_forward"]) == 24 and int(rank1["n_forward"]) == per_rank[1]  # rank 0 counts them all
     # the same features a second time: a full cache hit on every rank, found by rank 0
     assert not any((out / "cache").rglob("shards/*.npz"))
     # run and study: one folder each, written by rank 0; rank 1 helped extract and returned

@@ -40,7 +40,8 @@ class ExtractionResult:
     """Features of the images that could be read, in input order.
 
     ``features[layer]`` has one row per index in ``kept``; ``failures`` lists ``(path, reason)`` of the
-    others; ``n_forward`` counts images run through the network by this call (0 on a full cache hit).
+    others; ``n_forward`` counts images run through the network by this call (0 on a full cache hit; under
+    torchrun, on rank 0, by every rank: ``per_rank_forward`` says how many each).
     """
 
     features: dict[str, np.ndarray]
@@ -120,6 +121,8 @@ def extract_features(
 
     keys = {layer: e.key for layer, e in entries.items()}
     per_rank = group.per_rank if group is not None and todo else None
+    if per_rank is not None and group.is_main:
+        n_forward = sum(per_rank)  # what this call forwarded, on every rank
     if group is not None and group.returns_early():  # a helper: its shards are in the cache, rank 0 has the features
         return ExtractionResult({}, np.zeros(0, np.int64), [], n_forward, time.perf_counter() - start, keys, per_rank)
     first: CachedFeatures = loaded[layers[0]]
@@ -143,7 +146,7 @@ def _check_memory(taps: torch.nn.Module, backbone: Backbone, device: torch.devic
     refuses features that would not fit in ``max_gb``."""
     size = backbone.preprocessing.crop_size
     with torch.inference_mode():
-        outputs = taps(torch.zeros(1, 3, size, size, device=device))
+        outputs = taps(torch.zeros(1, len(backbone.preprocessing.mean), size, size, device=device))  # 1: --grayscale
     shapes = {layer: tuple(output.shape[1:]) for layer, output in outputs.items()}
     dims = {layer: pooled_size(shape, pooling) for layer, shape in shapes.items()}
     gigabytes = n * sum(dims.values()) * 4 / 1e9
