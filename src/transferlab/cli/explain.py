@@ -39,6 +39,9 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
     groups["study"].command("perceptual", help="Report 004: pixel vs feature distances under a 1-pixel "
                                                "translation and Gaussian noise (table + figure).")(
         perceptual_experiment_cmd)
+    groups["study"].command("classviz", help="Class visualisation over learning rate x iterations x L2 weight x "
+                                             "blur interval (report 001 Figs. 2.7-2.15): grid + table, resumable.")(
+        classviz_study_cmd)
 
 
 # ------------------------------------------------------------------ shared
@@ -201,3 +204,62 @@ def perceptual_experiment_cmd(image: Annotated[Path, typer.Argument(help="The im
                                         options=_options(backbone, weights, model, preprocess, seed, device), out=out)
     _report(results, [f"{r['measure']} {r['space']}: translation/noise = {r['translation/noise']:.3g}"
                       for r in results["rows"]])
+
+
+def _list(value: str, kind, option: str) -> list:
+    from ..errors import ConfigError
+
+    try:
+        items = [kind(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        items = []
+    if not items:
+        raise ConfigError(f"{option} expects comma-separated numbers (e.g. {option} 1,5,9); got {value!r}")
+    return items
+
+
+def classviz_study_cmd(
+    target: Annotated[str, typer.Option("--target", "-t", help="Class name or index to visualise.")],
+    lr: Annotated[str, typer.Option("--lr", help="Learning rates, comma-separated.")] = "1,5,9",
+    iterations: Annotated[str, typer.Option("--iterations", help="Iteration counts, comma-separated (one "
+                                            "trajectory per setting: the longest run, checkpointed).")] = "100,200",
+    l2_reg: Annotated[str, typer.Option("--l2-reg", help="L2 regularisation weights, comma-separated.")] = "1e-3",
+    blur_every: Annotated[str, typer.Option("--blur-every", help="Blur intervals, comma-separated (0: never).")
+                          ] = "10",
+    init: Annotated[Optional[list[Path]], typer.Option("--init", help="Also start from this image (repeat for "
+                                                       "several): rows of the same grid.")] = None,
+    noise: Annotated[bool, typer.Option("--noise/--no-noise", help="Keep the rows starting from random noise.")
+                     ] = True,
+    snapshots: Annotated[Optional[str], typer.Option("--snapshots", help="Also keep every setting's image at these "
+                                                     "iterations (snapshots.png), e.g. 10,50,100.")] = None,
+    blur_sigma: Annotated[float, typer.Option("--blur-sigma", min=0.0)] = 0.5,
+    jitter: Annotated[Optional[int], typer.Option("--jitter", min=0, help="Max random roll in pixels (default 16 "
+                                                  "at 224 px, scaled).")] = None,
+    restart: Annotated[bool, typer.Option("--restart", help="Discard finished cells in --out instead of "
+                                                            "resuming.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    backbone: Backbone = "vgg16", weights: Weights = "imagenet", model: ModelDir = None,
+    preprocess: Preprocess = "weights", seed: Seed = 0, device: Device = "auto", out: Out = None) -> None:
+    """Class visualisation grid (report 001 Figs. 2.7-2.15, report 002 Q9); run again with --out to resume."""
+    from ..errors import ConfigError
+    from ..studies.classviz import NOISE, study_classviz
+
+    inits = ([NOISE] if noise else []) + [str(p) for p in init or []]
+    if not inits:
+        raise ConfigError("--no-noise leaves no start for the grid; give --init IMAGE (or drop --no-noise)")
+    result = study_classviz(target, lrs=_list(lr, float, "--lr"), iterations=_list(iterations, int, "--iterations"),
+                            l2_regs=_list(l2_reg, float, "--l2-reg"),
+                            blur_every=_list(blur_every, int, "--blur-every"), inits=inits,
+                            snapshots=_list(snapshots, int, "--snapshots") if snapshots else [],
+                            blur_sigma=blur_sigma, jitter=jitter,
+                            options=_options(backbone, weights, model, preprocess, seed, device), out=out,
+                            restart=restart, progress=not quiet)
+    from rich.console import Console
+
+    console = Console()
+    for row in result.rows:
+        console.print(f"{row['key']}: score {row['first_score']:.3g} -> {row['final_score']:.3g} "
+                      f"(p={row['final_probability']:.3f})", markup=False, highlight=False)
+    console.print(f"{len(result.rows)} cells ({result.n_evaluated} run now, "
+                  f"{len(result.rows) - result.n_evaluated} resumed); best {result.summary['best_cell']}")
+    console.print(f"-> {result.table[0]}, {', '.join(str(p) for p in result.figures)}", markup=False)

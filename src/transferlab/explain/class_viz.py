@@ -30,6 +30,7 @@ class ClassVisualization:
     scores: list[float] = field(default_factory=list)
     final_score: float = float("nan")
     final_probability: float = float("nan")
+    checkpoints: dict[int, tuple[torch.Tensor, float, float]] = field(default_factory=dict)
 
 
 class ClassVisualizer:
@@ -46,11 +47,14 @@ class ClassVisualizer:
     blur_sigma : standard deviation of the Gaussian blur in pixels.
     show_every : keep a snapshot every this many iterations (for the strip figure).
     seed : seed of the noise image and of the jitter.
+    checkpoints : iterations after which the image and its (un-jittered) target score and probability are kept
+        in ``result.checkpoints``. The same seed gives the same trajectory, so the checkpoint at ``t`` is exactly
+        the final image of a run of ``t`` iterations (the class-visualisation study runs each setting once).
     """
 
     def __init__(self, model: ExplainModel, *, l2_reg: float = 1e-3, lr: float = 5.0, iterations: int = 200,
                  max_jitter: int | None = None, blur_every: int = 10, blur_sigma: float = 0.5,
-                 show_every: int | None = None, seed: int = 0) -> None:
+                 show_every: int | None = None, seed: int = 0, checkpoints: tuple[int, ...] = ()) -> None:
         if iterations < 1 or lr <= 0 or l2_reg < 0 or blur_sigma < 0 or blur_every < 0:
             raise ConfigError(f"class visualisation needs iterations >= 1, lr > 0, l2_reg >= 0, blur_every >= 0, "
                               f"blur_sigma >= 0; got {iterations}, {lr}, {l2_reg}, {blur_every}, {blur_sigma}")
@@ -60,6 +64,7 @@ class ClassVisualizer:
         self.blur_every, self.blur_sigma = blur_every, blur_sigma
         self.show_every = show_every or max(1, iterations // 5)
         self.seed = seed
+        self.checkpoints = {int(t) for t in checkpoints if 1 <= int(t) <= iterations}
 
     def visualize(self, target: Target | str | int, init: torch.Tensor | None = None) -> ClassVisualization:
         """Maximise ``target``'s score; ``init`` is an optional pixel image ``(3, H, W)`` or ``(1, 3, H, W)``."""
@@ -98,6 +103,11 @@ class ClassVisualizer:
                     img = blur(img, self.blur_sigma)
             if t % self.show_every == 0 or t == self.iterations:
                 result.snapshots.append((t, model.denormalize(img).clamp(0, 1)[0].detach().cpu()))
+            if t in self.checkpoints:
+                with torch.no_grad():
+                    now = model.module(img)
+                result.checkpoints[t] = (model.denormalize(img).clamp(0, 1)[0].detach().cpu(),
+                                         float(now[0, index]), float(now.softmax(1)[0, index]))
         with torch.no_grad():
             scores = model.module(img)
         result.final_score = float(scores[0, index])
