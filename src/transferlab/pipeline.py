@@ -12,6 +12,7 @@ from ._utils import atomic_write_bytes
 from .backbones import Backbone, load_backbone, resolve_layer
 from .data import DEFAULT_MAX_PIXELS, DatasetSplit, load_split
 from .features import ExtractionResult, SplitFeatures, extract_split
+from .features.extract import DEFAULT_MAX_FEATURE_GB
 from .features.distributed import ExtractionGroup
 from .runs import Run
 
@@ -36,11 +37,14 @@ class ExtractionOptions:
     use_cache: bool = True
     progress: bool = True
     max_pixels: int = DEFAULT_MAX_PIXELS
+    max_feature_gb: float = DEFAULT_MAX_FEATURE_GB  # past it, features stay on disk (memory-mapped), fitted out of core
+    grayscale: str = "duplicate"  # duplicate | sum-filters (backbones/grayscale.py, report 002 Q9)
 
     def extraction_kwargs(self) -> dict:
         return {"pooling": self.pooling, "l2": self.l2, "batch_size": self.batch_size, "workers": self.workers,
                 "device": self.device, "precision": self.precision, "engine": self.engine, "cache_dir": self.cache_dir,
-                "use_cache": self.use_cache, "progress": self.progress, "max_pixels": self.max_pixels}
+                "use_cache": self.use_cache, "progress": self.progress, "max_pixels": self.max_pixels,
+                "max_feature_gb": self.max_feature_gb}
 
 
 @dataclass
@@ -61,6 +65,7 @@ def features_for(data: Path | str, options: ExtractionOptions, backbone: Backbon
     """Split ``data`` and extract (cached) features; no files are written."""
     backbone = backbone or load_backbone(options.backbone, options.weights, seed=options.seed,
                                          preprocessing_mode=options.preprocess)
+    backbone = _grayscale(backbone, options)
     layers = options.layers or [backbone.spec.default_layer]
     for layer in layers:  # fail on a bad layer name before scanning the data
         resolve_layer(backbone.spec, layer, backbone.model)
@@ -68,6 +73,24 @@ def features_for(data: Path | str, options: ExtractionOptions, backbone: Backbon
                        seed=options.seed if seed is None else seed, max_pixels=options.max_pixels)
     features, extraction = extract_split(split, backbone, layers, **options.extraction_kwargs())
     return DatasetFeatures(None, split, backbone, features, extraction)
+
+
+def _grayscale(backbone: Backbone, options: ExtractionOptions) -> Backbone:
+    """``--grayscale sum-filters``: a 1-channel copy of the network (the caller's is left as it is)."""
+    from .backbones.grayscale import EXTRACTION_MODES, check_mode, grayscale_backbone, input_channels
+
+    if check_mode(options.grayscale, EXTRACTION_MODES) == "duplicate" or input_channels(backbone.preprocessing) == 1:
+        return backbone
+    if options.engine != "torch":
+        from .errors import ConfigError
+
+        raise ConfigError(f"--grayscale {options.grayscale} runs on --engine torch only; got --engine "
+                          f"{options.engine}: drop one of the two")
+    import copy
+    from dataclasses import replace
+
+    return grayscale_backbone(replace(backbone, model=copy.deepcopy(backbone.model)), options.grayscale,
+                              EXTRACTION_MODES)
 
 
 def extract_dataset(data: Path | str, out: Path | str | None, options: ExtractionOptions | dict

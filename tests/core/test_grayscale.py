@@ -78,3 +78,48 @@ def test_unknown_mode_and_learnt_for_extraction_are_refused():
         grayscale_backbone(bb, "sum")
     with pytest.raises(ConfigError, match="learnt needs training"):
         grayscale_backbone(bb, "learnt", allowed=("duplicate", "sum-filters"))
+
+
+@pytest.fixture
+def gray_dir(tmp_path):
+    """3 classes x 6 gray 32x32 PNGs (mode L, as 15 Scene's)."""
+    rng = np.random.default_rng(0)
+    for c, name in enumerate(("dark", "mid", "light")):
+        (tmp_path / "gray" / name).mkdir(parents=True)
+        for i in range(6):
+            pixels = np.clip(60 + 70 * c + rng.normal(0, 30, (32, 32)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels, mode="L").save(tmp_path / "gray" / name / f"{i}.png")
+    return tmp_path / "gray"
+
+
+def test_extraction_with_summed_filters_gives_the_duplicated_features(gray_dir, tmp_path):
+    """On gray digits with digits_cnn (equal mean/std per channel), `extract --grayscale sum-filters` gives the
+    features of channel duplication, from a network that reads one channel; the cache keeps them apart."""
+    from transferlab.pipeline import ExtractionOptions, features_for
+
+    common = dict(backbone="digits_cnn", weights="none", train_per_class=4, device="cpu", workers=0,
+                  cache_dir=tmp_path / "cache", progress=False)
+    dup = features_for(gray_dir, ExtractionOptions(**common))
+    summed = features_for(gray_dir, ExtractionOptions(**common, grayscale="sum-filters"))
+    assert summed.backbone.model.features[0].in_channels == 1 and dup.backbone.model.features[0].in_channels == 3
+    a, b = dup.features["relu_fc2"], summed.features["relu_fc2"]
+    assert a.X_train.shape == b.X_train.shape == (12, a.X_train.shape[1])
+    assert not summed.extraction.from_cache  # another cache entry (weights id +gray:sum-filters)
+    assert np.abs(a.X_train - b.X_train).max() < 1e-5 and np.abs(a.X_test - b.X_test).max() < 1e-5
+    with pytest.raises(ConfigError, match="learnt needs training"):
+        features_for(gray_dir, ExtractionOptions(**common, grayscale="learnt"))
+
+
+def test_extract_cli_takes_grayscale(gray_dir, tmp_path, capsys):
+    import json
+
+    from tests_helpers import run_main
+
+    out = tmp_path / "extract"
+    code, _, err = run_main(["extract", str(gray_dir), "-b", "digits_cnn", "--weights", "none", "--train-per-class",
+                             "3", "--grayscale", "sum-filters", "--device", "cpu", "--no-cache", "--out", str(out)],
+                            capsys)
+    assert code == 0, err
+    config = json.loads((out / "config.json").read_text())
+    assert config["grayscale"] == "sum-filters" and config["preprocessing"]["mean"] == [0.5]
+    assert config["weights_id"].endswith("+gray:sum-filters")

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from .loading import Backbone
 
 GRAYSCALE_MODES = ("duplicate", "sum-filters", "learnt")
+EXTRACTION_MODES = ("duplicate", "sum-filters")  # learnt needs training
 ADAPTER = "0"  # the learnt 1 -> 3 convolution inside the Sequential that replaces the first convolution
 
 

@@ -111,6 +111,8 @@ def extract(
     cache_dir: opt.CacheDir = None,
     no_cache: opt.NoCache = False,
     max_pixels: opt.MaxPixels = opt.DEFAULT_MAX_PIXELS,
+    max_feature_gb: opt.MaxFeatureGb = opt.DEFAULT_MAX_FEATURE_GB,
+    grayscale: opt.Grayscale = "duplicate",
 ) -> None:
     """Extract features of a dataset: OUT/features.npz (X_train, y_train, X_test, y_test, paths, classes)."""
     from ..pipeline import ExtractionOptions, extract_dataset
@@ -119,7 +121,8 @@ def extract(
         backbone=backbone, weights=weights, layers=layer or [], train_per_class=train_per_class,
         test_fraction=test_fraction, seed=seed, preprocess=preprocess, pooling=pooling, l2=l2,
         batch_size=batch_size, workers=workers, device=device, precision=precision, cache_dir=cache_dir,
-        use_cache=not no_cache, max_pixels=max_pixels, engine=engine))
+        use_cache=not no_cache, max_pixels=max_pixels, engine=engine, grayscale=grayscale,
+        max_feature_gb=max_feature_gb))
     if result is None:  # a torchrun rank other than 0: it helped extract, rank 0 reports
         return
     for name, feats in result.features.items():
