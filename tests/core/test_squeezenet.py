@@ -51,3 +51,26 @@ def test_fine_tuning_replaces_the_1x1_conv_head():
     assert isinstance(new, torch.nn.Conv2d) and new.weight.shape == (5, 512, 1, 1)
     model.train()
     assert logits_of(model(torch.rand(2, 3, 64, 64))).shape == (2, 5)
+
+
+def test_grad_cam_defaults_to_fire9_and_weights_its_map_by_mean_gradients():
+    """Selvaraju et al. 2017 by hand on the last Fire module (13 x 13 at 224 px; here 64 px -> 3 x 3)."""
+    import torch.nn.functional as F
+
+    from transferlab.explain import ExplainModel, GradCAM
+
+    model = ExplainModel.from_backbone("squeezenet1_1", "none", seed=0)
+    assert model.gradcam_layer == "features.12"
+    pixels = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(2))
+    cam = GradCAM(model)
+    explanation = cam.attribute(pixels)
+    store = {}
+    handle = model.layer_module("features.12").register_forward_hook(lambda m, i, o: store.__setitem__("a", o))
+    try:
+        scores = model.module(model.normalize(pixels))
+    finally:
+        handle.remove()
+    (grads,) = torch.autograd.grad(scores.gather(1, explanation.targets[:, None]).sum(), store["a"])
+    reference = F.relu((grads.mean(dim=(2, 3), keepdim=True) * store["a"]).sum(dim=1)).detach()
+    assert cam.last_low_res_.shape == (1, 3, 3)
+    torch.testing.assert_close(cam.last_low_res_, reference, rtol=1e-4, atol=1e-7)

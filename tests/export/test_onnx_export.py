@@ -165,3 +165,17 @@ def test_a_gan_or_a_folder_out_is_refused_in_one_line(tmp_path, capsys):
     code, _, err = _cli(["export", str(tmp_path / "g"), "--format", "tflite"], capsys)
     assert code == 2 and "--format takes onnx; got 'tflite'" in err
     assert not (tmp_path / "g.onnx").exists()
+
+
+def test_without_out_the_file_is_in_the_run_folder_and_rerun_writes_the_same_graph(photos, tmp_path):
+    from transferlab.export.run import export_model
+    from transferlab.runs import rerun
+
+    folder = _finetuned(tmp_path / "model", "digits_cnn", ["a", "b"])
+    first = export_model(folder, out=tmp_path / "run")
+    assert first.path == tmp_path / "run" / "model.onnx"
+    again = rerun(tmp_path / "run", tmp_path / "again")
+    assert again.path == tmp_path / "again" / "model.onnx"
+    predict = _snippet()["predict"]
+    np.testing.assert_array_equal(predict(str(first.path), [str(photos[0])])[1],
+                                  predict(str(again.path), [str(photos[0])])[1])
