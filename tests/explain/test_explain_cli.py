@@ -6,6 +6,7 @@ import json
 import math
 
 import pytest
+from PIL import Image
 
 from transferlab.cli.main import main
 
@@ -137,6 +138,15 @@ def test_perceptual_commands(photos, tmp_path, capsys):
         assert (out / "perceptual.csv").is_file() and (out / "images.png").is_file()
         assert "| measure | space | original vs translated |" in (out / "perceptual.md").read_text()
         assert "translation/noise" in stdout
+    out = tmp_path / "full"
+    code, stdout, err = run(["explain", "perceptual-experiment", str(photos["chelsea"]), *DIGITS, "--layer", "relu1",
+                             "--full-resolution", "--out", str(out)], capsys)
+    assert code == 0, err
+    results = _results(out)
+    assert results["full_resolution"] and len(results["rows"]) == 8
+    width, height = Image.open(photos["chelsea"]).size
+    assert results["rows"][4]["space"] == f"pixels 0-255 (full {width}x{height})"
+    assert 1 < results["rows"][4]["original vs translated"] < 255  # grey levels, not [0, 1] units
 
 
 def test_errors_are_one_line_exit_2(photos, tmp_path, capsys):

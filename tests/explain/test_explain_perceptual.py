@@ -86,3 +86,23 @@ def test_experiment_table(digits):
     assert list(images) == ["original", "translated", "noisy", "translated+noise"]
     with pytest.raises(ConfigError, match="unknown layer 'relu9'"):
         perceptual_experiment(digits, photo, ["relu9"])
+
+
+def test_experiment_on_the_full_resolution_image_in_0_255_units(digits):
+    """Report 004 measured its 1920x2880 photo in grey levels: the full-size rows are that, exactly."""
+    crop = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(4))
+    full = torch.rand(1, 3, 40, 60, generator=torch.Generator().manual_seed(5))
+    rows, _ = perceptual_experiment(digits, crop, ["relu1"], shift=1, sigma=0.1, seed=0, full=full)
+    assert [r["space"] for r in rows] == ["pixels", "pixels", "relu1", "relu1", "pixels 0-255 (full 60x40)",
+                                          "pixels 0-255 (full 60x40)", "relu1 (full 60x40)", "relu1 (full 60x40)"]
+    moved = translate(full, 1)
+    grey = (255 * full - 255 * moved).double()
+    assert rows[4]["original vs translated"] == pytest.approx(float(grey.abs().mean()), rel=1e-6)
+    assert rows[5]["original vs translated"] == pytest.approx(float(grey.pow(2).mean()), rel=1e-6)
+    noisy = add_noise(full, 0.1, seed=0)
+    assert rows[4]["original vs noisy"] == pytest.approx(255 * float((full - noisy).abs().double().mean()), rel=1e-6)
+    taps = digits.taps(["relu1"])
+    with torch.no_grad():
+        a, b = taps(digits.normalize(full))["relu1"], taps(digits.normalize(moved))["relu1"]
+    assert rows[6]["original vs translated"] == pytest.approx(float((a - b).abs().double().mean()), rel=1e-6)
+    assert rows[:4] == perceptual_experiment(digits, crop, ["relu1"], shift=1, sigma=0.1, seed=0)[0]

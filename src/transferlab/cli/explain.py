@@ -194,13 +194,16 @@ def perceptual_experiment_cmd(image: Annotated[Path, typer.Argument(help="The im
                                                                                  "(to the left).")] = 1,
                               sigma: Annotated[float, typer.Option("--sigma", min=0.0, help="Gaussian noise std "
                                                                    "in [0,1] pixel units.")] = 0.1,
+                              full_resolution: Annotated[bool, typer.Option("--full-resolution", help="Also run it "
+                                  "on the photo at its own size (no resize/crop), pixel distances in 0-255 units "
+                                  "(report 004).")] = False,
                               backbone: Backbone = "vgg16", weights: Weights = "imagenet", model: ModelDir = None,
                               preprocess: Preprocess = "weights", seed: Seed = 0, device: Device = "auto",
                               out: Out = None) -> None:
     """Report 004: image vs its 1-pixel translation and vs a noisy copy, in pixels and at several layers."""
     from ..explain.run import run_perceptual_experiment
 
-    results = run_perceptual_experiment(image, layer, shift=shift, sigma=sigma,
+    results = run_perceptual_experiment(image, layer, shift=shift, sigma=sigma, full_resolution=full_resolution,
                                         options=_options(backbone, weights, model, preprocess, seed, device), out=out)
     _report(results, [f"{r['measure']} {r['space']}: translation/noise = {r['translation/noise']:.3g}"
                       for r in results["rows"]])

@@ -146,6 +146,27 @@ def image_strip(images: Sequence[torch.Tensor], titles: Sequence[str], path: Pat
     return save_figure(fig, path)
 
 
+def pair_figure(a: torch.Tensor, b: torch.Tensor, names: Sequence[str], distances: dict[str, float],
+                path: Path | str) -> Path:
+    """The two images compared and, beside them, their distances (pixel and per-layer L1 / L2) as a table."""
+    fig, axes = plt.subplots(1, 3, figsize=(9.6, 3.2), gridspec_kw={"width_ratios": [1, 1, 1.1]})
+    for ax, img, name in zip(axes[:2], (a, b), names):
+        ax.imshow(to_image(img))
+        ax.set_title(name, fontsize=8)
+        ax.axis("off")
+    spaces = list(dict.fromkeys(k.rpartition("_")[0] for k in distances))
+    cells = [[s if s != "pixel" else "pixels [0,1]", f"{distances[s + '_l1']:.4g}", f"{distances[s + '_l2']:.4g}"]
+             for s in spaces]
+    axes[2].axis("off")
+    table = axes[2].table(cellText=cells, colLabels=["space", "L1 (MAE)", "L2 (MSE)"], loc="center",
+                          cellLoc="center")
+    table.auto_set_font_size(False)
+    table.set_fontsize(8)
+    table.scale(1.0, 1.3)
+    axes[2].set_title("distance between the two", fontsize=8)
+    return save_figure(fig, path)
+
+
 def save_image(pixels: torch.Tensor, path: Path | str) -> Path:
     """Save a ``(3, H, W)`` tensor in [0, 1] as an 8-bit PNG."""
     from PIL import Image

@@ -97,32 +97,50 @@ def add_noise(pixels: torch.Tensor, sigma: float, seed: int = 0) -> torch.Tensor
     return (pixels + sigma * noise).clamp(0, 1)
 
 
-def perceptual_experiment(model: ExplainModel, pixels: torch.Tensor, layers: list[str] | None = None, *,
-                          shift: int = 1, sigma: float = 0.1, seed: int = 0) -> tuple[list[dict], dict[str, torch.Tensor]]:
-    """Report 004's experiment: an image vs its translation and vs a noisy copy, per measure.
-
-    Returns table rows (one per measure: pixel L1/L2, then L1/L2 at each layer) with one column per
-    pair and the ratio ``translation / noise``, and the images compared.
-    """
-    if sigma < 0:
-        raise ConfigError(f"noise sigma must be >= 0, got {sigma}")
-    x = pixels if pixels.ndim == 4 else pixels[None]
-    x = x[:1].to(model.device)
+def _experiment_rows(metric: PerceptualDistance, x: torch.Tensor, shift: int, sigma: float, seed: int,
+                     pixel_scale: float = 1.0, suffix: str = "") -> tuple[list[dict], dict[str, torch.Tensor]]:
     moved = translate(x, shift)
     noisy = add_noise(x, sigma, seed)
     moved_noisy = add_noise(moved, sigma, seed)
-    metric = PerceptualDistance(model, layers)
     pairs = {"original vs translated": (x, moved), "original vs noisy": (x, noisy),
              "translated vs translated+noise": (moved, moved_noisy)}
     results = {name: metric.compare(a, b) for name, (a, b) in pairs.items()}
     rows = []
     for key in results["original vs translated"]:
         layer, _, kind = key.rpartition("_")
-        row = {"measure": kind.upper(), "space": "pixels" if layer == "pixel" else layer}
-        row.update({name: values[key] for name, values in results.items()})
+        scale = (pixel_scale if kind == "l1" else pixel_scale ** 2) if layer == "pixel" else 1.0
+        space = ("pixels" + (" 0-255" if pixel_scale == 255 else "")) if layer == "pixel" else layer
+        row = {"measure": kind.upper(), "space": space + suffix}
+        row.update({name: values[key] * scale for name, values in results.items()})
         noise = row["original vs noisy"]
         row["translation/noise"] = row["original vs translated"] / noise if noise > 0 else float("nan")
         rows.append(row)
     images = {"original": x[0].cpu(), "translated": moved[0].cpu(), "noisy": noisy[0].cpu(),
               "translated+noise": moved_noisy[0].cpu()}
+    return rows, images
+
+
+def perceptual_experiment(model: ExplainModel, pixels: torch.Tensor, layers: list[str] | None = None, *,
+                          shift: int = 1, sigma: float = 0.1, seed: int = 0, full: torch.Tensor | None = None
+                          ) -> tuple[list[dict], dict[str, torch.Tensor]]:
+    """Report 004's experiment: an image vs its translation and vs a noisy copy, per measure.
+
+    Returns table rows (one per measure: pixel L1/L2, then L1/L2 at each layer) with one column per
+    pair and the ratio ``translation / noise``, and the images compared (the network's crop).
+
+    full : the same photo at its own resolution (pixels in [0, 1], no resize or crop): the experiment is
+        repeated on it, as report 004 ran it on its 1920x2880 photo, with pixel distances in 0-255 units
+        (L1 x 255, L2 x 255^2; the noise is ``sigma`` x 255 grey levels) and the layers' distances on the
+        full-size image; those rows' ``space`` ends with ``(full WxH)``.
+    """
+    if sigma < 0:
+        raise ConfigError(f"noise sigma must be >= 0, got {sigma}")
+    x = pixels if pixels.ndim == 4 else pixels[None]
+    metric = PerceptualDistance(model, layers)
+    rows, images = _experiment_rows(metric, x[:1].to(model.device), shift, sigma, seed)
+    if full is not None:
+        f = (full if full.ndim == 4 else full[None])[:1].to(model.device)
+        size = f"{f.shape[-1]}x{f.shape[-2]}"
+        full_rows, _ = _experiment_rows(metric, f, shift, sigma, seed, pixel_scale=255, suffix=f" (full {size})")
+        rows += full_rows
     return rows, images

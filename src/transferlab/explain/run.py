@@ -264,7 +264,7 @@ def run_perceptual(image_a: str | Path, image_b: str | Path, layers: Sequence[st
                    options: ExplainOptions | dict | None = None, out: Path | str | None = None,
                    **option_kw: Any) -> ExplainResults:
     """Pixel L1/L2 and feature L1/L2 at named layers between two images (perceptual loss)."""
-    from .figures import image_strip
+    from .figures import pair_figure
     from .perceptual import PerceptualDistance
 
     opts, (image_a, image_b) = ExplainOptions.of(options, **option_kw), _paths([image_a, image_b])
@@ -276,26 +276,34 @@ def run_perceptual(image_a: str | Path, image_b: str | Path, layers: Sequence[st
         run.record(resolved_layers=metric.layers)
         a, b = net.load_pixels([image_a, image_b])
         distances = metric.compare(a, b)
-        fig = image_strip([a, b], _names([image_a, image_b]), run.out / "pair.png")
+        fig = pair_figure(a, b, _names([image_a, image_b]), distances, run.out / "pair.png")
         return _done(run, {"layers": metric.layers, "distances": distances}, [fig])
 
 
 def run_perceptual_experiment(image: str | Path, layers: Sequence[str] | None = None, *, shift: int = 1,
-                              sigma: float = 0.1, options: ExplainOptions | dict | None = None,
+                              sigma: float = 0.1, full_resolution: bool = False,
+                              options: ExplainOptions | dict | None = None,
                               out: Path | str | None = None, **option_kw: Any) -> ExplainResults:
-    """Report 004: an image vs its ``shift``-pixel translation and vs a Gaussian-noised copy (table + figure)."""
+    """Report 004: an image vs its ``shift``-pixel translation and vs a Gaussian-noised copy (table + figure);
+    ``full_resolution`` repeats it on the photo at its own size, pixel distances in 0-255 units."""
     from ..report import write_table
     from .figures import image_strip
     from .perceptual import perceptual_experiment
 
     opts, (image,) = ExplainOptions.of(options, **option_kw), _paths([image])
     layers = list(layers) if layers else None
-    settings = {"layers": layers, "shift": shift, "sigma": sigma}
+    settings = {"layers": layers, "shift": shift, "sigma": sigma, "full_resolution": full_resolution}
     with _explain_run("perceptual-experiment", "run_perceptual_experiment", {"image": image, **settings}, opts,
                       [image], out, **settings) as (run, net):
+        full = None
+        if full_resolution:
+            from ..data import load_rgb, pil_to_tensor
+
+            full = pil_to_tensor(load_rgb(image))
         rows, images = perceptual_experiment(net, net.load_pixels([image]), layers, shift=shift, sigma=sigma,
-                                             seed=opts.seed)
+                                             seed=opts.seed, full=full)
         csv_path, md_path = write_table(rows, run.out, "perceptual")
         fig = image_strip(list(images.values()), list(images), run.out / "images.png",
                           f"shift {shift}px, noise sigma {sigma}")
-        return _done(run, {"shift": shift, "sigma": sigma, "rows": rows}, [csv_path, md_path, fig])
+        return _done(run, {"shift": shift, "sigma": sigma, "full_resolution": full_resolution, "rows": rows},
+                     [csv_path, md_path, fig])
