@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from transferlab.backbones import get_spec, layer_shapes, load_backbone, make_taps, resolve_layer
+from transferlab.errors import ConfigError
 from transferlab.finetune import logits_of, replace_head
 
 SHAPES = {
@@ -28,6 +29,9 @@ def test_listed_shapes_are_the_papers(name):
     assert (spec.default_layer, spec.head, spec.gradcam_layer) == ("features", "classifier.1", "features.12")
     assert resolve_layer(spec, "fire9").module == "features.12"
     assert spec.preprocessing.crop_size == 224 and len(spec.categories) == 1000
+    # its classifier is a conv on the map, not a vector head: no composite <conv>><classifier> cells
+    with pytest.raises(ConfigError, match="composite cells .* squeezenet.* is not one"):
+        resolve_layer(spec, "fire9>conv10")
 
 
 @pytest.mark.parametrize("name", sorted(SHAPES))

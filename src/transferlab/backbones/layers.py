@@ -77,6 +77,8 @@ def _grid_axes(spec: BackboneSpec) -> GridAxes | None:
     features, classifier = getattr(model, "features", None), getattr(model, "classifier", None)
     if not isinstance(features, nn.Sequential) or not isinstance(classifier, nn.Sequential):
         return None
+    if any(isinstance(m, nn.Conv2d) for m in classifier.modules()):  # SqueezeNet: its classifier takes the map
+        return None
     size = spec.preprocessing.crop_size
     with torch.no_grad():
         x = torch.empty(1, 3, size, size, device="meta")
