@@ -141,3 +141,14 @@ def test_commands_take_engine(shared, tmp_path, capsys):
 
     code, _, err = run_main(["extract", str(shared["data"]), *common, "--engine", "tensorrt"], capsys)
     assert code == 2 and err.strip().splitlines()[-1].startswith("error: unknown engine 'tensorrt'")
+
+
+def test_a_one_channel_network_runs_in_openvino(shared):
+    """--grayscale sum-filters: the network takes one channel; the converted graph follows the preprocessing."""
+    from transferlab.backbones.grayscale import grayscale_backbone
+
+    backbone = grayscale_backbone(load_backbone("digits_cnn", "none"), "sum-filters")
+    common = dict(pooling="avg", cache_dir=shared["cache"], progress=False, workers=0, use_cache=False)
+    torch_result = extract_features(shared["paths"][:4], backbone, ["pool3"], engine="torch", **common)
+    ov_result = extract_features(shared["paths"][:4], backbone, ["pool3"], engine="openvino", **common)
+    np.testing.assert_allclose(ov_result.features["pool3"], torch_result.features["pool3"], atol=1e-5)

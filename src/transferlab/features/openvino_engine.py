@@ -6,7 +6,7 @@ a hash of everything that determines the graph (backbone, weights, layers, pooli
 transferlab and OpenVINO versions; ``description.json`` says which). Compiling the IR for the CPU at
 fp32 or bf16 (``INFERENCE_PRECISION_HINT``) goes through OpenVINO's own model cache (``CACHE_DIR``,
 ``<cache>/openvino/compiled/``), so a second run neither converts nor compiles again. The batch
-dimension is dynamic (the last batch of a run is smaller); height and width are the weights' crop.
+dimension is dynamic (the last batch of a run is smaller); channels, height and width are the preprocessing's.
 """
 
 from __future__ import annotations
@@ -46,7 +46,8 @@ def model_description(backbone, layers: Sequence[str], pooling: str, l2: bool) -
     """What determines the converted graph (its cache key is a hash of this)."""
     ov = import_openvino()
     return {"backbone": backbone.name, "weights": backbone.weights_id, "layers": list(layers), "pooling": pooling,
-            "l2": l2, "input": [3, backbone.preprocessing.crop_size, backbone.preprocessing.crop_size],
+            "l2": l2, "input": [len(backbone.preprocessing.mean), backbone.preprocessing.crop_size,
+                                backbone.preprocessing.crop_size],
             "transferlab_version": __version__, "openvino_version": ov.get_version(),
             "torch_version": torch.__version__}
 
@@ -64,6 +65,7 @@ class OpenVinoEngine:
         self.layers = list(layers)
         description = model_description(backbone, layers, pooling, l2)
         size = backbone.preprocessing.crop_size
+        channels = len(backbone.preprocessing.mean)  # 1 for a --grayscale sum-filters network
         core = ov.Core()
         # one stream using as many threads as torch would (the same knob: torch.set_num_threads, OMP_NUM_THREADS)
         config = {"INFERENCE_PRECISION_HINT": OV_PRECISIONS[precision], "PERFORMANCE_HINT": "LATENCY",
@@ -72,7 +74,7 @@ class OpenVinoEngine:
         if folder is not None and _cached(folder, description):
             model = folder / "model.xml"
         else:
-            model = _convert(ov, module, size)
+            model = _convert(ov, module, channels, size)
             if folder is not None and _save(ov, model, folder, description):
                 model = folder / "model.xml"
         if isinstance(model, Path):  # compiled from the file: OpenVINO's own cache then serves the next run
@@ -87,12 +89,12 @@ class OpenVinoEngine:
                 for i, layer in enumerate(self.layers)}
 
 
-def _convert(ov, module: torch.nn.Module, size: int):
+def _convert(ov, module: torch.nn.Module, channels: int, size: int):
     """``openvino.convert_model`` on the module (TorchScript tracing), batch dynamic."""
-    example = torch.zeros(2, 3, size, size)
+    example = torch.zeros(2, channels, size, size)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # tracer warnings about Python-side shape checks
-        return ov.convert_model(module, example_input=example, input=[ov.PartialShape([-1, 3, size, size])])
+        return ov.convert_model(module, example_input=example, input=[ov.PartialShape([-1, channels, size, size])])
 
 
 def _cached(folder: Path, description: dict) -> bool:
