@@ -120,8 +120,9 @@ def _with_model(folder: Path, items: list[Misclassified], files: list[Path]) -> 
 
     net = ExplainModel.from_saved_model(folder / "model", device="cpu")
     cams = _gradcams(net, folder)
-    for start in range(0, len(present), 8):
-        chunk = present[start:start + 8]
+    step = LIMIT if net.preprocessing.crop_size <= 64 else 8  # memory of the backward pass at 224 px
+    for start in range(0, len(present), step):
+        chunk = present[start:start + step]
         try:
             pixels = net.load_pixels([files[i] for i in chunk])
         except (TransferlabError, OSError) as exc:
