@@ -44,8 +44,9 @@ code{background:#f6f8fa;padding:.1em .3em}
 .muted{color:#57606a}.bad{color:#cf222e}.good{color:#1a7f37}
 """
 
-# Sorts a table by a clicked header (numbers by data-sort or their value, text otherwise) and marks the body
-# with data-images="ok" once every image has decoded (naturalWidth > 0): the browser tests read that.
+# Sorts a table by a clicked header (numbers by data-sort or their value, text otherwise; ``?sort=COLUMN`` in the
+# URL sorts on load) and marks the body with data-images="ok" once every image has decoded (naturalWidth > 0):
+# the browser tests read both.
 _JS = """
 function tlSort(th){const table=th.closest('table'),i=[...th.parentNode.children].indexOf(th),
 body=table.tBodies[0],rows=[...body.rows],asc=th.dataset.dir!=='asc';
@@ -54,7 +55,9 @@ const n=parseFloat(v);return v!==''&&!isNaN(n)&&isFinite(v)?n:v.toLowerCase();};
 rows.sort((a,b)=>{const x=key(a),y=key(b);if(typeof x===typeof y)return (x<y?-1:x>y?1:0)*(asc?1:-1);
 return (typeof x==='number'?-1:1)*(asc?1:-1);});rows.forEach(r=>body.appendChild(r));
 table.querySelectorAll('th').forEach(h=>delete h.dataset.dir);th.dataset.dir=asc?'asc':'desc';}
-window.addEventListener('load',()=>{const imgs=[...document.images],
+window.addEventListener('load',()=>{const by=new URLSearchParams(location.search).get('sort'),
+th=[...document.querySelectorAll('th.sortable')].find(t=>t.textContent.trim()===by);if(th)tlSort(th);
+const imgs=[...document.images],
 ok=imgs.filter(im=>im.complete&&im.naturalWidth>0).length;
 document.body.dataset.images=ok===imgs.length?'ok':'broken';document.body.dataset.imagesLoaded=ok;
 document.body.dataset.imagesTotal=imgs.length;});
