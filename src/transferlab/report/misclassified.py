@@ -73,10 +73,12 @@ def _spread(rows: list[dict[str, str]], limit: int) -> list[dict[str, str]]:
     return picked
 
 
-def misclassified(folder: Path, limit: int = LIMIT, cwd: str | None = None) -> tuple[list[Misclassified], int]:
+def misclassified(folder: Path, limit: int = LIMIT, cwd: str | None = None, device: str | None = None
+                  ) -> tuple[list[Misclassified], int]:
     """Up to ``limit`` misclassified rows of ``folder`` with their pictures, and how many there are in all.
 
     ``cwd`` is the folder the run started in: relative image paths in ``predictions.csv`` meant that folder.
+    ``device``: the run's resolved device; a CUDA device is used when it is still there, else the CPU.
     """
     folder = Path(folder)
     wrong = [r for r in read_predictions(folder) if r.get("true") != r.get("predicted")]
@@ -86,7 +88,7 @@ def misclassified(folder: Path, limit: int = LIMIT, cwd: str | None = None) -> t
         return items, len(wrong)
     base = Path(cwd) if cwd and Path(cwd).is_dir() else Path.cwd()
     files = [_resolve(base, item.path) for item in items]
-    note = _with_model(folder, items, files)
+    note = _with_model(folder, items, files, device)
     for item, file in zip(items, files):
         if item.image_png is None:
             item.image_png = _thumbnail(file)
@@ -99,7 +101,7 @@ def _resolve(base: Path, path: str) -> Path:
     return p if p.is_absolute() else base / p
 
 
-def _with_model(folder: Path, items: list[Misclassified], files: list[Path]) -> str:
+def _with_model(folder: Path, items: list[Misclassified], files: list[Path], device: str | None = None) -> str:
     """Fill scores, crops and Grad-CAM overlays from the saved model; return why not when it cannot."""
     model_json = folder / "model" / "model.json"
     if not model_json.is_file():
@@ -118,7 +120,8 @@ def _with_model(folder: Path, items: list[Misclassified], files: list[Path]) -> 
     from ..explain.figures import overlay
     from ..explain.model import ExplainModel
 
-    net = ExplainModel.from_saved_model(folder / "model", device="cpu")
+    use_cuda = str(device or "").startswith("cuda") and torch.cuda.is_available()
+    net = ExplainModel.from_saved_model(folder / "model", device=str(device) if use_cuda else "cpu")
     cams = _gradcams(net, folder)
     step = LIMIT if net.preprocessing.crop_size <= 64 else 8  # memory of the backward pass at 224 px
     for start in range(0, len(present), step):
@@ -145,7 +148,7 @@ def _with_model(folder: Path, items: list[Misclassified], files: list[Path]) -> 
             probs = logits.softmax(1).gather(1, predicted[:, None])[:, 0]
         for j, i in enumerate(chunk):
             item = items[i]
-            item.image_png = _png(pixels[j].permute(1, 2, 0).cpu().numpy())
+            item.image_png = _png(pixels[j].permute(1, 2, 0).float().cpu().numpy())
             item.score, item.probability = float(scores[j]), float(probs[j])
             if net.classes[int(predicted[j])] != item.predicted:
                 item.note = f"the saved model now predicts {net.classes[int(predicted[j])]}"

@@ -139,7 +139,7 @@ def _png(folder: Path, name: str) -> str:
 
 def _misclassified(folder: Path, config: dict, limit: int) -> str:
     cwd = (config.get("call") or {}).get("cwd")
-    items, total = misclassified(folder, limit, cwd=cwd)
+    items, total = misclassified(folder, limit, cwd=cwd, device=config.get("resolved_device"))
     if not total:
         return '<p class="good">No test image was misclassified.</p>'
     cards = []
