@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,6 @@ from ..errors import TransferlabError
 LIMIT = 24  # misclassified images shown (Grad-CAM costs one backward pass each)
 THUMB = 112  # pixels: thumbnails of runs without a model
 _GRADCAM_KINDS = ("linear", "finetuned")
-_log = logging.getLogger("transferlab.report")
 
 
 @dataclass
