@@ -13,6 +13,7 @@ from .backbones import Backbone, load_backbone, resolve_layer
 from .data import DEFAULT_MAX_PIXELS, DatasetSplit, load_split
 from .features import ExtractionResult, SplitFeatures, extract_split
 from .features.extract import DEFAULT_MAX_FEATURE_GB
+from .features.memmap import mapped_file
 from .features.distributed import ExtractionGroup
 from .runs import Run
 
@@ -136,6 +137,11 @@ def log_extraction(log, result: DatasetFeatures) -> None:
              "all from cache" if ex.from_cache else f"{ex.n_forward} images forwarded in {ex.seconds:.1f} s")
     if ex.per_rank_forward is not None:
         log.info("torchrun: %d ranks forwarded %s images (rank 0 first)", len(ex.per_rank_forward), ex.per_rank_forward)
+    mapped = [layer for layer, f in result.features.items() if mapped_file(f.X_train) is not None]
+    if mapped:
+        gigabytes = sum(f.X_train.nbytes + f.X_test.nbytes for f in result.features.values()) / 1e9
+        log.info("features of %s take %.3g GB, more than --max-feature-gb: kept on disk, memory-mapped from the "
+                 "cache; a linear probe trains on them out of core (the torch solver)", ", ".join(mapped), gigabytes)
     for path, reason in result.skipped:  # backslash escapes: a log line is text, a file name may not be UTF-8
         log.warning("skipped %s: %s", str(path).encode("utf-8", "backslashreplace").decode("utf-8"), reason)
 

@@ -133,3 +133,50 @@ def test_cv_on_a_memory_map_uses_the_same_folds_without_copying(digits, tmp_path
     for a, b in zip(curve_mem, curve_map):
         assert b["cv_mean"] == pytest.approx(a["cv_mean"], abs=0.01) and b["folds"] == 3
     json.dumps(curve_map)  # plain numbers (metrics.json)
+
+
+def test_max_feature_gb_keeps_features_on_disk_end_to_end(tmp_path):
+    """`run --max-feature-gb` tiny: the features stay memory-mapped from the cache, the torch solver fits them
+    out of core, and the run's accuracy, predictions and saved model equal those of the in-memory run."""
+    from typer.testing import CliRunner
+
+    from transferlab.classify import load_model
+    from transferlab.cli import options
+    from transferlab.cli.main import app
+    from transferlab.data import write_digits_folder
+    from transferlab.features.extract import DEFAULT_MAX_FEATURE_GB
+    from transferlab.pipeline import ExtractionOptions, features_for
+
+    assert options.DEFAULT_MAX_FEATURE_GB == DEFAULT_MAX_FEATURE_GB
+    data = write_digits_folder(tmp_path / "digits", classes=[0, 1, 3, 7], per_class=30)
+    common = ["-b", "digits_cnn", "-w", "none", "--train-per-class", "15", "--cache-dir", str(tmp_path / "c"),
+              "--workers", "0", "--solver", "torch", "--device", "cpu"]
+    runner = CliRunner()
+    results = {}
+    for name, extra in (("memory", []), ("disk", ["--max-feature-gb", "0.00001"])):
+        out = tmp_path / name
+        result = runner.invoke(app, ["run", str(data), *common, *extra, "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        results[name] = json.loads((out / "metrics.json").read_text())
+        assert results[name]["solver"] == "torch"
+    assert (results["memory"]["solver_method"], results["disk"]["solver_method"]) == ("lbfgs", "minibatch")
+    assert results["disk"]["accuracy"] == results["memory"]["accuracy"]
+    assert results["disk"]["confusion_matrix"] == results["memory"]["confusion_matrix"]
+    assert "kept on disk, memory-mapped" in (tmp_path / "disk" / "log.txt").read_text()
+    saved = load_model(tmp_path / "disk" / "model")  # the one linear-model format: coef + intercept
+    assert saved.classifier.coef_.shape == (4, 128)  # relu_fc2
+
+    options_ = ExtractionOptions(backbone="digits_cnn", weights="none", workers=0, progress=False,
+                                 train_per_class=15, cache_dir=tmp_path / "c", max_feature_gb=1e-5)
+    feats = next(iter(features_for(data, options_).features.values()))
+    assert is_memory_mapped(feats.X_train) and is_memory_mapped(feats.X_test)
+    in_memory = next(iter(features_for(data, ExtractionOptions(
+        **{**options_.__dict__, "max_feature_gb": 8.0})).features.values()))
+    assert not is_memory_mapped(in_memory.X_train)
+    np.testing.assert_array_equal(np.asarray(feats.X_train), in_memory.X_train)
+    np.testing.assert_array_equal(np.asarray(feats.X_test), in_memory.X_test)
+    np.testing.assert_allclose(saved.predict(feats.X_test), saved.predict(in_memory.X_test))
+
+    with pytest.raises(ConfigError, match=r"more than --max-feature-gb 1e-05 holds in memory with --no-cache; "
+                                          r"use --pooling avg\|max\|spp, raise --max-feature-gb, or drop --no-cache"):
+        features_for(data, ExtractionOptions(**{**options_.__dict__, "use_cache": False}))

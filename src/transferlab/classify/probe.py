@@ -47,9 +47,11 @@ def resolve_solver(solver: str, X=None) -> str:
 
 
 def make_classifier(kind: str = "svm", C: float = 1.0, pca: int | None = None, seed: int = 0,
-                    solver: str = "liblinear", X=None, device: str = "auto") -> BaseEstimator:
+                    solver: str = "liblinear", X=None, device: str = "auto",
+                    max_memory_gb: float | None = None) -> BaseEstimator:
     """``LinearSVC(C)`` or ``LogisticRegression(C)`` (or the torch solver of the same objective, see
-    :func:`resolve_solver`; ``X``: the features it will be fitted on), preceded by ``PCA(pca)`` when asked."""
+    :func:`resolve_solver`; ``X``: the features it will be fitted on; ``max_memory_gb``: the most features it
+    loads into RAM, past which it trains out of core), preceded by ``PCA(pca)`` when asked."""
     if kind not in CLASSIFIERS:
         raise ConfigError(f"unknown classifier {kind!r}; expected one of {', '.join(CLASSIFIERS)}")
     if not C > 0:
@@ -58,7 +60,7 @@ def make_classifier(kind: str = "svm", C: float = 1.0, pca: int | None = None, s
     # random_state only fixes liblinear's coordinate order (determinism); the model is the assignment's.
     if solver == "torch":
         head = TorchLinearClassifier("squared_hinge" if kind == "svm" else "log_loss", C, device=device,
-                                     random_state=seed)
+                                     max_memory_gb=max_memory_gb, random_state=seed)
     elif kind == "svm":
         head = LinearSVC(C=C, random_state=seed)
     else:
@@ -93,7 +95,7 @@ def cv_folds(y: np.ndarray, folds: int) -> int:
 
 def choose_C(kind: str, X_train: np.ndarray, y_train: np.ndarray, grid=DEFAULT_C_GRID, folds: int = 5,
              pca: int | None = None, seed: int = 0, solver: str = "liblinear",
-             device: str = "auto") -> tuple[float, list[dict]]:
+             device: str = "auto", max_memory_gb: float | None = None) -> tuple[float, list[dict]]:
     """Pick C by stratified k-fold CV **on the training split only**; return (best C, CV curve).
 
     The curve has one row per C: mean and std CV accuracy, mean fit time. The test split never enters.
@@ -101,7 +103,7 @@ def choose_C(kind: str, X_train: np.ndarray, y_train: np.ndarray, grid=DEFAULT_C
     folds' rows weighted zero (:func:`_cv_by_weights`).
     """
     k = cv_folds(y_train, folds)
-    estimator = make_classifier(kind, 1.0, pca, seed, solver, X_train, device)
+    estimator = make_classifier(kind, 1.0, pca, seed, solver, X_train, device, max_memory_gb)
     if is_memory_mapped(X_train) and isinstance(estimator, TorchLinearClassifier):
         curve = _cv_by_weights(estimator, X_train, y_train, grid, k, seed)
         best = max(curve, key=lambda row: (row["cv_mean"], -row["C"]))

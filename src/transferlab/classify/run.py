@@ -56,13 +56,16 @@ def fit_probe(feats: SplitFeatures, backbone: Backbone, layer: str, extraction: 
     solver = resolve_solver(linear.solver, feats.X_train)
     if C == "auto":
         C, curve = choose_C(linear.classifier, feats.X_train, feats.y_train, linear.c_grid, linear.cv_folds,
-                            linear.pca, extraction.seed, solver, extraction.device)
+                            linear.pca, extraction.seed, solver, extraction.device, extraction.max_feature_gb)
     estimator, seconds = fit_classifier(make_classifier(linear.classifier, float(C), linear.pca, extraction.seed,
-                                                        solver, device=extraction.device),
+                                                        solver, device=extraction.device,
+                                                        max_memory_gb=extraction.max_feature_gb),
                                         feats.X_train, feats.y_train)
     model = LinearProbeModel(backbone, layer, extraction.pooling, extraction.l2, list(feats.classes), estimator,
                              extraction.weights, extraction.seed, linear.classifier)
-    return model, {"C": float(C), "cv_curve": curve, "fit_seconds": seconds, "solver": solver}
+    head = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
+    return model, {"C": float(C), "cv_curve": curve, "fit_seconds": seconds, "solver": solver,
+                   "solver_method": getattr(head, "method_", None)}  # torch: lbfgs (in memory) or minibatch
 
 
 def fit(data: Path | str, *, backbone: str = "vgg16", weights: str = "imagenet", layer: str | None = None,
@@ -131,7 +134,8 @@ def run_linear(data: Path | str, out: Path | str | None = None, extraction: Extr
             C_mode="cv-on-train" if linear.C == "auto" else "fixed", pca=linear.pca,
             feature_size=int(feats.X_train.shape[1]), n_train=int(len(feats.y_train)),
             extraction_seconds=result.extraction.seconds, images_forwarded=result.extraction.n_forward,
-            fit_seconds=info["fit_seconds"], solver=info["solver"], predict_seconds=predict_seconds, cv_curve=info["cv_curve"],
+            fit_seconds=info["fit_seconds"], solver=info["solver"], solver_method=info["solver_method"],
+            predict_seconds=predict_seconds, cv_curve=info["cv_curve"],
             repeats=repeats, n_skipped=len(feats.skipped))
         if info["cv_curve"]:
             plot_cv_curve(info["cv_curve"], run.out / "cv_curve.png")

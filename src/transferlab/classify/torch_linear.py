@@ -57,10 +57,10 @@ def available_memory_bytes(device: torch.device) -> int:
 def is_memory_mapped(X) -> bool:
     """Whether ``X`` lives on disk (a ``np.memmap`` or a view of one) rather than in RAM."""
     while isinstance(X, np.ndarray):
-        if isinstance(X, np.memmap):
+        if isinstance(X, np.memmap) and getattr(X, "filename", None):  # not a copy made by fancy indexing
             return True
         X = X.base
-    return isinstance(X, __import__("mmap").mmap)
+    return False
 
 
 class TorchLinearClassifier(ClassifierMixin, BaseEstimator):
@@ -73,7 +73,8 @@ class TorchLinearClassifier(ClassifierMixin, BaseEstimator):
     C : inverse regularisation strength, as in scikit-learn.
     fit_intercept, intercept_scaling : as in scikit-learn (``intercept_scaling`` only for the squared hinge).
     method : "lbfgs" (full batch), "minibatch", or "auto": full batch when the features fit in
-        ``memory_fraction`` of the device's free memory (features already in RAM always do on the CPU).
+        ``memory_fraction`` of the device's free memory and, on the CPU, in ``max_memory_gb`` (transferlab
+        passes ``--max-feature-gb``); features already in RAM always do on the CPU.
     max_iter, tol : L-BFGS iterations and tolerance on the change of the (scaled) objective.
     epochs, batch_size, lr : the out-of-core solver's warm start: minibatch Adam's passes over the data, rows
         per step and first step size.
@@ -85,7 +86,7 @@ class TorchLinearClassifier(ClassifierMixin, BaseEstimator):
     def __init__(self, loss: str = "squared_hinge", C: float = 1.0, *, fit_intercept: bool = True,
                  intercept_scaling: float = 1.0, method: str = "auto", max_iter: int = 500, tol: float = 1e-9,
                  epochs: int = 2, batch_size: int = 1024, lr: float = 0.01, block_rows: int = CHUNK_ROWS,
-                 memory_fraction: float = 0.5,
+                 memory_fraction: float = 0.5, max_memory_gb: float | None = None,
                  device: str = "auto", random_state: int | None = 0) -> None:
         self.loss = loss
         self.C = C
@@ -99,6 +100,7 @@ class TorchLinearClassifier(ClassifierMixin, BaseEstimator):
         self.lr = lr
         self.block_rows = block_rows
         self.memory_fraction = memory_fraction
+        self.max_memory_gb = max_memory_gb
         self.device = device
         self.random_state = random_state
 
@@ -127,7 +129,10 @@ class TorchLinearClassifier(ClassifierMixin, BaseEstimator):
         if device.type == "cpu" and not is_memory_mapped(X):
             return "lbfgs"  # already in RAM: the full batch costs no copy (float32, C order)
         need = X.shape[0] * X.shape[1] * 4
-        return "lbfgs" if need <= self.memory_fraction * available_memory_bytes(device) else "minibatch"
+        budget = self.memory_fraction * available_memory_bytes(device)
+        if device.type == "cpu" and self.max_memory_gb is not None:
+            budget = min(budget, self.max_memory_gb * 1e9)
+        return "lbfgs" if need <= budget else "minibatch"
 
     def fit(self, X, y, sample_weight=None) -> "TorchLinearClassifier":
         """Fit on features ``X`` (an array or a ``np.memmap``) and labels ``y``; ``sample_weight`` scales
@@ -251,6 +256,17 @@ def _block(X, y_index, weights, start: int, stop: int, device):
     return Xb, yb, wb
 
 
+def _on_device(X, device) -> torch.Tensor:
+    """All of ``X`` as one float32 tensor on ``device``: no copy for float32 rows in RAM on the CPU; a memory
+    map (or any array bound for the GPU) is copied in blocks, never through a second whole copy in RAM."""
+    if device.type == "cpu" and not is_memory_mapped(X):
+        return _block(X, np.zeros(0), np.zeros(0), 0, X.shape[0], device)[0]
+    out = torch.empty(X.shape, dtype=torch.float32, device=device)
+    for start in range(0, X.shape[0], CHUNK_ROWS):
+        out[start:start + CHUNK_ROWS] = _block(X, np.zeros(0), np.zeros(0), start, start + CHUNK_ROWS, device)[0]
+    return out
+
+
 def _fit_lbfgs(objective: _Objective, W, b, X, y_index, weights, device, max_iter: int, tol: float,
                block_rows: int | None = None) -> int:
     """L-BFGS on the full objective. ``block_rows`` None: the features are one tensor on ``device`` (no copy
@@ -260,7 +276,7 @@ def _fit_lbfgs(objective: _Objective, W, b, X, y_index, weights, device, max_ite
     optimizer = torch.optim.LBFGS(params, lr=1.0, max_iter=max_iter, history_size=20, tolerance_grad=1e-10,
                                   tolerance_change=tol, line_search_fn="strong_wolfe")
     if block_rows is None:
-        Xt, yt, wt = _block(X, y_index, weights, 0, X.shape[0], device)
+        Xt, yt, wt = _on_device(X, device), *_block(X[:0], y_index, weights, 0, X.shape[0], device)[1:]
 
         def closure():
             optimizer.zero_grad()

@@ -26,6 +26,7 @@ def run(
     pca: Annotated[Optional[int], typer.Option("--pca", help="Reduce features to N dimensions with PCA first.")] = None,
     cv_folds: Annotated[int, typer.Option("--cv-folds", min=2, help="Folds for --C auto.")] = 5,
     repeats: Annotated[int, typer.Option("--repeats", min=1, help="Seeded train/test splits (mean ± std).")] = 1,
+    solver: opt.Solver = "auto",
     out: opt.Out = None,
     train_per_class: opt.TrainPerClass = 100,
     test_fraction: opt.TestFraction = None,
@@ -41,6 +42,7 @@ def run(
     cache_dir: opt.CacheDir = None,
     no_cache: opt.NoCache = False,
     max_pixels: opt.MaxPixels = opt.DEFAULT_MAX_PIXELS,
+    max_feature_gb: opt.MaxFeatureGb = opt.DEFAULT_MAX_FEATURE_GB,
 ) -> None:
     """Extract (cached) features, fit a linear classifier on train, score test once, save everything."""
     from ..classify.probe import DEFAULT_C_GRID
@@ -51,8 +53,8 @@ def run(
         backbone=backbone, weights=weights, layers=[layer] if layer else [], train_per_class=train_per_class,
         test_fraction=test_fraction, seed=seed, preprocess=preprocess, pooling=pooling, l2=l2,
         batch_size=batch_size, workers=workers, device=device, precision=precision, cache_dir=cache_dir,
-        use_cache=not no_cache, max_pixels=max_pixels, engine=engine)
-    linear = LinearOptions(classifier, parse_C(C), pca, cv_folds, DEFAULT_C_GRID, repeats)
+        use_cache=not no_cache, max_pixels=max_pixels, engine=engine, max_feature_gb=max_feature_gb)
+    linear = LinearOptions(classifier, parse_C(C), pca, cv_folds, DEFAULT_C_GRID, repeats, solver)
     out = _resolve_out(out, "run")
     metrics = run_linear(data, out, extraction, linear)
     if metrics:  # empty on a torchrun rank other than 0

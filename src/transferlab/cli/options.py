@@ -42,9 +42,18 @@ Grayscale = Annotated[str, typer.Option("--grayscale", help="Gray images on an R
 CacheDir = Annotated[Optional[Path], typer.Option("--cache-dir", help="Feature cache folder "
                                                                       "(default: the user cache directory).")]
 NoCache = Annotated[bool, typer.Option("--no-cache", help="Do not read or write the feature cache.")]
+MaxFeatureGb = Annotated[float, typer.Option(
+    "--max-feature-gb", min=0.0, help="Features held in memory at most (GB); larger feature sets stay on disk, "
+                                      "memory-mapped from the cache, and the linear probe trains on them out of core "
+                                      "(--solver torch). With --no-cache, larger ones are refused.")]
+Solver = Annotated[str, typer.Option(
+    "--solver", help="Who fits the linear SVM / logistic regression (the same objective): liblinear "
+                     "(scikit-learn's own solvers), torch (L-BFGS, on the GPU when present, out of core on "
+                     "memory-mapped features), or auto (liblinear below 4M feature values, torch above).")]
 MaxPixels = Annotated[int, typer.Option("--max-pixels", min=1, help="Refuse images larger than this many pixels "
                                                                    "(decompression-bomb guard).")]
 
 # The library's default (transferlab.data.decode.DEFAULT_MAX_PIXELS, PIL's decompression-bomb threshold), written
 # here so that --help imports no torch; tests/core/test_startup.py checks that the two agree.
 DEFAULT_MAX_PIXELS = 89_478_485
+DEFAULT_MAX_FEATURE_GB = 8.0  # transferlab.features.extract.DEFAULT_MAX_FEATURE_GB (tests/classify/test_torch_solver.py)

@@ -76,6 +76,8 @@ class StudyOptions:
     cv_folds: int = 5
     grid: list[float] | None = None
     engine: str = "torch"
+    solver: str = "auto"
+    max_feature_gb: float = 8.0
 
     @classmethod
     def of(cls, params: dict, **fixed) -> "StudyOptions":
@@ -90,14 +92,15 @@ class StudyOptions:
             train_per_class=self.train_per_class, test_fraction=self.test_fraction, seed=self.seed,
             preprocess=self.preprocess, pooling=self.pooling, l2=self.l2, batch_size=self.batch_size,
             workers=self.workers, device=self.device, precision=self.precision, cache_dir=self.cache_dir,
-            use_cache=not self.no_cache, progress=not self.quiet, engine=self.engine)
+            use_cache=not self.no_cache, progress=not self.quiet, engine=self.engine,
+            max_feature_gb=self.max_feature_gb)
 
     def linear(self):
         from ..classify import DEFAULT_C_GRID, LinearOptions
         from ..classify.run import parse_C
 
         c_grid = tuple(self.grid) if self.grid else DEFAULT_C_GRID
-        return LinearOptions(self.classifier, parse_C(self.C), None, self.cv_folds, c_grid)
+        return LinearOptions(self.classifier, parse_C(self.C), None, self.cv_folds, c_grid, solver=self.solver)
 
     def run(self, kind: str, data: Path, columns: list[str], **study_options) -> None:
         """Call the study verb with these options and print its table."""
@@ -148,6 +151,7 @@ def study_layers(
     batch_size: opt.ExtractionBatchSize = None, workers: opt.Workers = None, device: opt.Device = "auto",
     precision: opt.Precision = "fp32", cache_dir: opt.CacheDir = None, no_cache: opt.NoCache = False,
     engine: opt.Engine = "torch",
+    solver: opt.Solver = "auto", max_feature_gb: opt.MaxFeatureGb = opt.DEFAULT_MAX_FEATURE_GB,
 ) -> None:
     """SVM test and CV accuracy per cut point (depth curve), and the VGG conv x classifier heatmap."""
     StudyOptions.of(locals()).run("layers", data, ["layer", "feature_size", "test_acc", "cv_acc", "extract_s",
@@ -168,6 +172,7 @@ def study_backbones(
     batch_size: opt.ExtractionBatchSize = None, workers: opt.Workers = None, device: opt.Device = "auto",
     precision: opt.Precision = "fp32", cache_dir: opt.CacheDir = None, no_cache: opt.NoCache = False,
     engine: opt.Engine = "torch",
+    solver: opt.Solver = "auto", max_feature_gb: opt.MaxFeatureGb = opt.DEFAULT_MAX_FEATURE_GB,
 ) -> None:
     """Each backbone at its own feature layer with its own preprocessing: accuracy, size, speed, fit time."""
     StudyOptions.of(locals(), backbone="vgg16").run(
@@ -187,6 +192,7 @@ def study_C(
     batch_size: opt.ExtractionBatchSize = None, workers: opt.Workers = None, device: opt.Device = "auto",
     precision: opt.Precision = "fp32", cache_dir: opt.CacheDir = None, no_cache: opt.NoCache = False,
     engine: opt.Engine = "torch",
+    solver: opt.Solver = "auto", max_feature_gb: opt.MaxFeatureGb = opt.DEFAULT_MAX_FEATURE_GB,
 ) -> None:
     """Mean ± std k-fold CV accuracy (train only) and fit time per C; test accuracy of the chosen C and C=1."""
     StudyOptions.of(locals(), C="1.0", grid=_numbers(grid, float, "--grid")).run(
@@ -206,6 +212,7 @@ def study_pca(
     batch_size: opt.ExtractionBatchSize = None, workers: opt.Workers = None, device: opt.Device = "auto",
     precision: opt.Precision = "fp32", cache_dir: opt.CacheDir = None, no_cache: opt.NoCache = False,
     engine: opt.Engine = "torch",
+    solver: opt.Solver = "auto", max_feature_gb: opt.MaxFeatureGb = opt.DEFAULT_MAX_FEATURE_GB,
 ) -> None:
     """PCA dimension sweep: accuracy, variance kept, fit and predict time per number of components."""
     StudyOptions.of(locals()).run("pca", data, ["pca", "variance_kept", "test_acc", "cv_acc", "fit_s", "predict_s"],
@@ -231,6 +238,7 @@ def study_heads(
     batch_size: opt.ExtractionBatchSize = None, workers: opt.Workers = None, device: opt.Device = "auto",
     precision: opt.Precision = "fp32", cache_dir: opt.CacheDir = None, no_cache: opt.NoCache = False,
     engine: opt.Engine = "torch",
+    solver: opt.Solver = "auto", max_feature_gb: opt.MaxFeatureGb = opt.DEFAULT_MAX_FEATURE_GB,
 ) -> None:
     """Linear SVM vs logistic regression vs a small MLP on the same cached features (report 002)."""
     StudyOptions.of(locals(), classifier="svm").run(

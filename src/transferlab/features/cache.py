@@ -171,7 +171,7 @@ class CacheEntry:
             return False
         return self._damaged_meta is None or _stamp(self.meta_path) != self._damaged_meta
 
-    def _verify(self, dim: int | None) -> CachedFeatures:
+    def _verify(self, dim: int | None, mmap: bool = False) -> CachedFeatures:
         try:
             meta = read_json(self.meta_path)
         except (OSError, ValueError) as exc:
@@ -189,7 +189,9 @@ class CacheEntry:
             try:
                 if file_digest(self.folder / name) != sums.get(name):
                     raise _Damaged(f"{name} does not match its checksum")
-                arrays[name] = np.load(self.folder / name, allow_pickle=False)
+                # features memory-mapped when asked: read from disk as used, never whole in RAM
+                arrays[name] = np.load(self.folder / name, allow_pickle=False,
+                                       mmap_mode="r" if mmap and name == "features.npy" else None)
             except _Damaged:
                 raise
             except Exception as exc:  # truncated or not an array: OSError, ValueError, EOFError...
@@ -200,25 +202,26 @@ class CacheEntry:
                 or (dim is not None and features.shape[1] != dim):
             raise _Damaged(f"features of shape {features.shape} for {n} images"
                            + (f" of width {dim}" if dim is not None else ""))
-        if features.dtype != np.float32 or not np.isfinite(features).all():
+        if features.dtype != np.float32 or not _all_finite(features):
             raise _Damaged("features are not finite float32")
         if ok.shape != (n,) or ok.dtype != np.bool_:
             raise _Damaged(f"ok.npy of shape {ok.shape} for {n} images")
         failures = {int(k): str(v) for k, v in (meta.get("failures") or {}).items()}
         return CachedFeatures(features, ok, failures)
 
-    def load(self, dim: int | None = None, quiet: bool = False) -> CachedFeatures | None:
+    def load(self, dim: int | None = None, quiet: bool = False, mmap: bool = False) -> CachedFeatures | None:
         """The verified entry, or None when it is missing or damaged (reported in one warning unless
-        ``quiet``; a damaged entry is then recomputed). A sidecar for other features is a CacheError."""
+        ``quiet``; a damaged entry is then recomputed). A sidecar for other features is a CacheError.
+        ``mmap``: the features as a read-only ``np.memmap`` of ``features.npy`` (out of core)."""
         try:
-            return self._verify(dim)
+            return self._verify(dim, mmap)
         except _Damaged:
             pass
         with self.locked():  # not a half-replaced entry: look again while no process can be finalising it
             if not self.is_complete():
                 return None
             try:
-                return self._verify(dim)
+                return self._verify(dim, mmap)
             except _Damaged as exc:
                 if not quiet:
                     log.warning("feature cache entry %s is damaged (%s); recomputing it", self.folder, exc)
@@ -277,15 +280,22 @@ class CacheEntry:
             return None
         return CachedFeatures(features, ok, failures)
 
-    def finalize(self, n_shards: int, shard_size: int | None = None, dim: int | None = None) -> CachedFeatures | None:
+    def finalize(self, n_shards: int, shard_size: int | None = None, dim: int | None = None,
+                 mmap: bool = False) -> CachedFeatures | None:
         """Merge all shards into the complete entry (atomically) and remove them, under the entry's lock.
         Returns the entry (also when another process completed it first), or None when a shard is missing
-        or was damaged: those shards are to be computed (again)."""
+        or was damaged: those shards are to be computed (again). ``mmap``: the shards are streamed into
+        ``features.npy`` one at a time and the entry is returned memory-mapped (memory: one shard)."""
         n = self.description["n_images"]
         with self.locked():
             if self.is_complete():  # another process finished it first (or it is the damaged one)
                 with contextlib.suppress(_Damaged):
-                    return self._verify(dim)
+                    return self._verify(dim, mmap)
+            if mmap and self.writable:
+                try:
+                    return self._write_complete(None, (n_shards, shard_size, dim))
+                except OSError as exc:
+                    self._disable(exc)  # then merged in memory below, as for any unwritable cache
             parts = []
             for i in range(n_shards):
                 rows = None if shard_size is None else min(n, (i + 1) * shard_size) - i * shard_size
@@ -309,7 +319,56 @@ class CacheEntry:
                     self._disable(exc)
             return merged
 
-    def _write_complete(self, merged: CachedFeatures) -> None:
+    def _stream_complete(self, n_shards: int, shard_size: int | None, dim: int | None) -> CachedFeatures | None:
+        """:meth:`finalize` without holding the features: each verified shard is copied into a memory-mapped
+        ``features.npy`` in turn; None (nothing written) when a shard is missing, damaged or of another width."""
+        n = self.description["n_images"]
+        first = self.load_shard(0, None if shard_size is None else min(n, shard_size), dim)
+        if first is None:
+            return None
+        width, oks, failures, sums = first.features.shape[1], [], {}, {}
+
+        def write_features(tmp: str) -> None:
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(n, width))
+            row = 0
+            for i in range(n_shards):
+                rows = None if shard_size is None else min(n, (i + 1) * shard_size) - i * shard_size
+                part = first if i == 0 else self.load_shard(i, rows, width)
+                if part is None:
+                    raise _Damaged(f"shard {i} is missing")
+                out[row:row + len(part.features)] = part.features
+                row += len(part.features)
+                oks.append(part.ok)
+                failures.update(part.failures)
+            if row != n:
+                raise _Damaged(f"the shards hold {row} rows for {n} images")
+            out.flush()
+            del out
+            sums["features.npy"] = file_digest(Path(tmp))
+
+        try:
+            atomic_save(self.folder / "features.npy", write_features)
+        except _Damaged:
+            return None
+        ok = np.concatenate(oks)
+
+        def write_ok(tmp: str) -> None:
+            _save_npy(tmp, ok)
+            sums["ok.npy"] = file_digest(Path(tmp))
+
+        atomic_save(self.folder / "ok.npy", write_ok)
+        write_json(self.meta_path, {"description": self.description, "shape": [n, width], "checksums": sums,
+                                    "failures": {str(k): v for k, v in failures.items()}})
+        self._damaged_meta = None
+        shutil.rmtree(self.folder / "shards", ignore_errors=True)
+        features = np.load(self.folder / "features.npy", mmap_mode="r", allow_pickle=False)
+        return CachedFeatures(features, ok, failures)
+
+    def _write_complete(self, merged: CachedFeatures | None, stream: tuple | None = None) -> CachedFeatures | None:
+        """Write the complete entry: ``merged`` from memory, or the shards streamed (``stream``, see
+        :meth:`_stream_complete`, whose result is returned)."""
+        if stream is not None:
+            return self._stream_complete(*stream)
         sums = {}
         for name, array in (("features.npy", merged.features), ("ok.npy", merged.ok)):
             def write(tmp: str, array: np.ndarray = array, name: str = name) -> None:
@@ -322,6 +381,11 @@ class CacheEntry:
                                     "failures": {str(k): v for k, v in merged.failures.items()}})
         self._damaged_meta = None
         shutil.rmtree(self.folder / "shards", ignore_errors=True)
+
+
+def _all_finite(features: np.ndarray, rows: int = 65_536) -> bool:
+    """``np.isfinite(features).all()`` block by block (a memory map is never read whole into RAM)."""
+    return all(np.isfinite(features[i:i + rows]).all() for i in range(0, len(features), rows))
 
 
 def _save_npy(path: str, array: np.ndarray) -> None:

@@ -26,6 +26,7 @@ from ..backbones import Backbone, make_taps
 from ..data import DEFAULT_MAX_PIXELS, ImagePathDataset, collate_skipping, image_transform
 from ..errors import CacheError, ConfigError, DataError
 from .cache import CacheEntry, CachedFeatures, default_cache_dir
+from .memmap import select_rows
 from .distributed import ExtractionGroup, active_group
 from .engines import check_engine, engine_device, make_engine
 from .pooling import check_pooling, pooled_size
@@ -105,7 +106,7 @@ def extract_features(
                    for layer in layers}
         loaded: dict[str, CachedFeatures] = {}
         for layer, entry in entries.items():  # a damaged entry is warned about and recomputed
-            cached = entry.load() if entry.is_complete() and not (group and group.returns_early()) else None
+            cached = entry.load(mmap=True) if entry.is_complete() and not (group and group.returns_early()) else None
             if cached is not None:
                 loaded[layer] = cached
         todo = {layer: e for layer, e in entries.items() if layer not in loaded}
@@ -114,8 +115,9 @@ def extract_features(
         n_forward = 0
         if todo:  # a full cache hit needs neither the network nor its shapes
             n_forward = _extract_missing(paths, backbone, todo, loaded, pooling, l2, batch_size, torch_device,
-                                         workers, precision, progress, max_pixels, max_feature_gb, engine,
-                                         model_cache, group)
+                                         workers, precision, progress, max_pixels,
+                                         max_feature_gb if not use_cache else math.inf,  # else: memory-mapped
+                                         engine, model_cache, group)
         if group is not None and group.everywhere:
             group.barrier()  # every rank has loaded the merged entries before rank 0's scratch folder goes
 
@@ -127,7 +129,8 @@ def extract_features(
         return ExtractionResult({}, np.zeros(0, np.int64), [], n_forward, time.perf_counter() - start, keys, per_rank)
     first: CachedFeatures = loaded[layers[0]]
     kept = np.flatnonzero(first.ok)
-    features = {layer: loaded[layer].features[kept] for layer in layers}
+    # the kept rows in RAM, or, past max_feature_gb, left on disk (memory-mapped from the cache entry)
+    features = select_rows({layer: loaded[layer].features for layer in layers}, kept, max_feature_gb)
     failures = [(str(paths[i]), reason) for i, reason in sorted(first.failures.items())]
     return ExtractionResult(features, kept, failures, n_forward, time.perf_counter() - start, keys, per_rank)
 
@@ -152,8 +155,10 @@ def _check_memory(taps: torch.nn.Module, backbone: Backbone, device: torch.devic
     gigabytes = n * sum(dims.values()) * 4 / 1e9
     if gigabytes > max_gb:
         sizes = ", ".join(f"{layer} {shapes[layer]} -> {dims[layer]:,} values" for layer in shapes)
-        raise ConfigError(f"features would take {gigabytes:.1f} GB for {n} images ({sizes}), more than the "
-                          f"{max_gb:g} GB limit; use --pooling avg|max|spp or raise --max-feature-gb")
+        raise ConfigError(f"features would take {gigabytes:.1f} GB for {n} images ({sizes}), more than "
+                          f"--max-feature-gb {max_gb:g} holds in memory with --no-cache; use --pooling avg|max|spp, "
+                          "raise --max-feature-gb, or drop --no-cache (features past the limit then stay on disk, "
+                          "memory-mapped from the cache)")
     return dims
 
 
@@ -194,7 +199,7 @@ def _extract_missing(paths, backbone, todo: dict[str, CacheEntry], loaded: dict[
             if group.returns_early():
                 return n_forward
         for layer, entry in list(todo.items()):
-            done = entry.finalize(n_shards, SHARD_SIZE, dims[layer])
+            done = entry.finalize(n_shards, SHARD_SIZE, dims[layer], mmap=True)
             if done is not None:
                 loaded[layer] = done
                 del todo[layer]

@@ -11,6 +11,7 @@ from .._utils import atomic_save
 from ..backbones import Backbone
 from ..data import DatasetSplit
 from .extract import ExtractionResult, extract_features
+from .memmap import take_rows
 
 
 @dataclass
@@ -62,7 +63,7 @@ def extract_split(split: DatasetSplit, backbone: Backbone, layers: list[str], **
 
     rows_train, paths_train, y_train = part(split.train)
     rows_test, paths_test, y_test = part(split.test)
-    out = {layer: SplitFeatures(feats[rows_train], y_train, feats[rows_test], y_test, paths_train, paths_test,
-                                list(split.classes), skipped)
+    out = {layer: SplitFeatures(take_rows(feats, rows_train), y_train, take_rows(feats, rows_test), y_test,
+                                paths_train, paths_test, list(split.classes), skipped)  # memory maps stay on disk
            for layer, feats in result.features.items()}
     return out, result

@@ -20,6 +20,7 @@ from sklearn.metrics import accuracy_score
 
 from ..backbones import Backbone, layer_shapes, load_backbone
 from ..classify import LinearOptions, choose_C, fit_probe
+from ..classify.probe import resolve_solver
 from ..features import SplitFeatures
 from ..pipeline import DatasetFeatures, ExtractionOptions, features_for
 
@@ -82,10 +83,12 @@ class FeatureSource:
         return self._last[1]
 
 
-def cv_accuracy(feats: SplitFeatures, linear: LinearOptions, seed: int) -> tuple[float, float, float]:
+def cv_accuracy(feats: SplitFeatures, linear: LinearOptions, seed: int, device: str = "auto"
+                ) -> tuple[float, float, float]:
     """(chosen C, mean, std) of k-fold CV accuracy on the training split (C fixed, or chosen when auto)."""
     grid = linear.c_grid if linear.C == "auto" else (float(linear.C),)
-    best, curve = choose_C(linear.classifier, feats.X_train, feats.y_train, grid, linear.cv_folds, linear.pca, seed)
+    best, curve = choose_C(linear.classifier, feats.X_train, feats.y_train, grid, linear.cv_folds, linear.pca, seed,
+                           resolve_solver(linear.solver, feats.X_train), device)
     row = next(r for r in curve if r["C"] == best)
     return best, row["cv_mean"], row["cv_std"]
 
@@ -95,7 +98,7 @@ def probe_metrics(feats: SplitFeatures, backbone: Backbone, layer: str, extracti
     """Fit ``linear`` on train (as ``transferlab run`` does), score test once; CV accuracy on train."""
     C, cv_mean, cv_std = linear.C, None, None
     if cv or C == "auto":
-        C, cv_mean, cv_std = cv_accuracy(feats, linear, extraction.seed)
+        C, cv_mean, cv_std = cv_accuracy(feats, linear, extraction.seed, extraction.device)
     # make_classifier builds LinearSVC(random_state=None): liblinear's seed comes from NumPy's global RNG,
     # which the CV above consumed; reseed so the fit depends on --seed only (not on how many CV fits ran).
     np.random.seed(extraction.seed % 2**32)
