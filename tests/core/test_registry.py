@@ -15,7 +15,7 @@ from transferlab.backbones import get_spec, layer_shapes, list_backbones, load_b
 from transferlab.errors import ConfigError, WeightsError
 
 TORCHVISION = ["vgg16", "vgg19", "alexnet", "resnet18", "resnet50", "resnet152", "inception_v3",
-               "efficientnet_b0", "efficientnet_v2_s", "convnext_tiny", "vit_b_16"]
+               "efficientnet_b0", "efficientnet_v2_s", "convnext_tiny", "vit_b_16", "squeezenet1_0", "squeezenet1_1"]
 
 
 def test_registry_lists_the_required_backbones():
