@@ -57,8 +57,9 @@ class HeadsStudy(ProbeStudy):
             raise ConfigError(f"--svm-grid must list positive values of C; got {list(self.svm_grid)}")
 
     def study_config(self) -> dict[str, Any]:
-        return {"heads": self.heads, **({"svm_grid": list(self.svm_grid)} if self.svm_grid else {}), "mlp": {"hidden": list(self.hidden), "alpha": self.alpha,
-                                            "max_iter": self.max_iter, "learning_rate": self.learning_rate}}
+        grid = {"svm_grid": list(self.svm_grid)} if self.svm_grid else {}  # absent: older studies resume
+        return {"heads": self.heads, **grid, "mlp": {"hidden": list(self.hidden), "alpha": self.alpha,
+                                                     "max_iter": self.max_iter, "learning_rate": self.learning_rate}}
 
     def conditions(self) -> list[Condition]:
         cells = [Condition(head, {"head": head}) for head in self.heads]
