@@ -122,7 +122,8 @@ def run_linear(data: Path | str, out: Path | str | None = None, extraction: Extr
         layer, feats = next(iter(result.features.items()))
         model, info = fit_probe(feats, result.backbone, layer, extraction, linear)
         if info["cv_curve"]:  # after the choice: shown beside the CV curve, never used for it
-            add_test_accuracy_per_C(info["cv_curve"], linear.classifier, feats, linear.pca, extraction.seed)
+            add_test_accuracy_per_C(info["cv_curve"], linear.classifier, feats, linear.pca, extraction.seed,
+                                    info["solver"], extraction.device, extraction.max_feature_gb)
         start = time.perf_counter()
         y_pred = model.predict(feats.X_test)
         predict_seconds = time.perf_counter() - start
@@ -168,14 +169,18 @@ ILLUSTRATION_KEY = "test_acc_illustration_only"
 ILLUSTRATION_LABEL = "test accuracy (illustration only, not used to choose C)"
 
 
-def add_test_accuracy_per_C(curve: list[dict], kind: str, feats: SplitFeatures, pca: int | None, seed: int) -> None:
+def add_test_accuracy_per_C(curve: list[dict], kind: str, feats: SplitFeatures, pca: int | None, seed: int,
+                            solver: str = "liblinear", device: str = "auto",
+                            max_memory_gb: float | None = None) -> None:
     """Add, to each row of a C curve, the test accuracy of the classifier refitted on the training rows at that C
-    (``test_acc_illustration_only``), as seed 000's Figure 4 and seed 002's SVM-over-C bars plot it. It is
-    computed after C was chosen on the training folds and never feeds the choice: illustration only."""
+    (``test_acc_illustration_only``), as seed 000's Figure 4 and seed 002's SVM-over-C bars plot it; the same
+    solver as the run's fit. It is computed after C was chosen on the training folds and never feeds the choice:
+    illustration only."""
     if not len(feats.y_test):
         return
     for row in curve:
-        estimator, _ = fit_classifier(make_classifier(kind, float(row["C"]), pca, seed), feats.X_train, feats.y_train)
+        estimator, _ = fit_classifier(make_classifier(kind, float(row["C"]), pca, seed, solver, device=device,
+                                                      max_memory_gb=max_memory_gb), feats.X_train, feats.y_train)
         row[ILLUSTRATION_KEY] = float(np.mean(estimator.predict(feats.X_test) == feats.y_test))
 
 

@@ -47,11 +47,12 @@ class CStudy(ProbeStudy):
         _, layer, _, result = self.default_features()
         feats = result.features[layer]
         # X_train / y_train only: the test rows are not even passed.
+        solver = resolve_solver(self.linear.solver, feats.X_train)
         _, curve = choose_C(self.linear.classifier, feats.X_train, feats.y_train, (condition.params["C"],),
-                            self.linear.cv_folds, self.linear.pca, self.seed,
-                            resolve_solver(self.linear.solver, feats.X_train), self.extraction.device)
+                            self.linear.cv_folds, self.linear.pca, self.seed, solver, self.extraction.device)
         row = curve[0]
-        add_test_accuracy_per_C(curve, self.linear.classifier, feats, self.linear.pca, self.seed)  # after the CV
+        add_test_accuracy_per_C(curve, self.linear.classifier, feats, self.linear.pca, self.seed, solver,
+                                self.extraction.device, self.extraction.max_feature_gb)  # after the CV
         return {"layer": layer, "cv_acc": row["cv_mean"], "cv_std": row["cv_std"],
                 "fit_s": row["fit_seconds"], "folds": row["folds"], ILLUSTRATION_KEY: row.get(ILLUSTRATION_KEY)}
 
