@@ -21,10 +21,14 @@ def _gray_image(size=32, seed=0) -> Image.Image:
 
 
 def test_first_conv_found_through_the_graph():
-    for name, expected in (("digits_cnn", "features.0"), ("resnet18", "conv1"),
-                           ("efficientnet_lite0", "conv_stem")):
-        bb = load_backbone(name, "none")
-        path, conv = first_conv(bb.model, bb.spec)
+    from transferlab.backbones import get_spec
+
+    for name, expected in (("digits_cnn", "features.0"), ("resnet18", "conv1"), ("vgg16", "features.0"),
+                           ("efficientnet_lite0", "conv_stem"), ("convnext_tiny", "features.0.0")):
+        spec = get_spec(name)
+        with torch.device("meta"):  # nothing allocated
+            model = spec.build()
+        path, conv = first_conv(model, spec)
         assert path == expected and conv.in_channels == 3
 
 

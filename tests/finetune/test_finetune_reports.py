@@ -124,14 +124,14 @@ def test_study_repeats_report_mean_and_std_on_the_same_images(tiny_dir, tmp_path
     out = tmp_path / "study"
     common = dict(backbones=["digits_cnn"], weights="none", freezes=["none"], augments=["light"], out=out,
                   cache_dir=tmp_path / "cache", epochs=1, batch_size=8, test_fraction=0.25, device="cpu", lr=0.05,
-                  seed=5, repeats=3)
+                  seed=5, repeats=2)
     result = study_finetune(tiny_dir, **common)
     runs = [r for r in result["runs"] if r["method"] == "finetune"]
-    assert [r["seed"] for r in runs] == [5, 6, 7]
-    assert [r["run"] for r in runs] == [f"runs/digits_cnn-none-light-seed{k}" for k in (5, 6, 7)]
+    assert [r["seed"] for r in runs] == [5, 6]
+    assert [r["run"] for r in runs] == [f"runs/digits_cnn-none-light-seed{k}" for k in (5, 6)]
     accs = [json.loads((out / r["run"] / "metrics.json").read_text())["accuracy"] for r in runs]
     row = result["rows"][0]
-    assert row["n_repeats"] == 3 and row["test_accuracy"] == pytest.approx(np.mean(accs))
+    assert row["n_repeats"] == 2 and row["test_accuracy"] == pytest.approx(np.mean(accs))
     assert row["test_accuracy_std"] == pytest.approx(np.std(accs, ddof=1))
     assert row["test_accuracy_pm"] == f"{np.mean(accs):.4f} ± {np.std(accs, ddof=1):.4f}"
     for r in runs:  # training seeds differ, the splits keep --seed
@@ -142,7 +142,7 @@ def test_study_repeats_report_mean_and_std_on_the_same_images(tiny_dir, tmp_path
         with open(folder / "predictions.csv") as handle:
             return sorted(row["path"] for row in csv.DictReader(handle))
 
-    assert test_paths(out / runs[0]["run"]) == test_paths(out / runs[2]["run"]) == test_paths(out / "svm/digits_cnn")
+    assert test_paths(out / runs[0]["run"]) == test_paths(out / runs[1]["run"]) == test_paths(out / "svm/digits_cnn")
     weights = [FinetunedModel.load(out / r["run"] / "model").model.classifier[-1].weight for r in runs]
     assert not torch.equal(weights[0], weights[1])  # the repeats are different trainings
     svm = result["rows"][1]

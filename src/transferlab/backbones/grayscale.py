@@ -11,7 +11,8 @@
   for the gray image normalised with ``m, s``), so training starts from the pretrained network's behaviour.
 
 The first convolution is found through the spec's traced graph (the one :func:`~transferlab.backbones.layers.resolve_layer`
-uses): the first graph node that is a hookable ``nn.Conv2d`` module with 3 input channels.
+uses): the first graph node that is a hookable ``nn.Conv2d`` module with 3 input channels, or whose first
+convolution is (a traced leaf block such as ConvNeXt's ``features.0``).
 """
 
 from __future__ import annotations
@@ -52,9 +53,11 @@ def first_conv(model: nn.Module, spec: BackboneSpec) -> tuple[str, nn.Conv2d]:
         path = graph.hookable(node)
         if path is None:
             continue
-        module = model.get_submodule(path)
-        if isinstance(module, nn.Conv2d) and module.in_channels == 3 and module.groups == 1:
-            return path, module
+        for sub, module in model.get_submodule(path).named_modules():  # a leaf node may hold it (ConvNeXt's stem)
+            if isinstance(module, nn.Conv2d):
+                if module.in_channels == 3 and module.groups == 1:
+                    return f"{path}.{sub}" if sub else path, module
+                break
     raise ConfigError(f"backbone {spec.name} has no first nn.Conv2d on its 3 input channels; --grayscale "
                       "sum-filters/learnt need one: use --grayscale duplicate")
 
@@ -117,6 +120,9 @@ def apply_grayscale(model: nn.Module, spec: BackboneSpec, pre: Preprocessing, mo
     if input_channels(pre) != 3:
         raise ConfigError(f"--grayscale {mode} needs the RGB preprocessing of the weights; got "
                           f"{input_channels(pre)} channel(s)")
+    if getattr(model, "transform_input", False):  # torchvision's Inception v3 re-normalises R, G, B in forward
+        raise ConfigError(f"--grayscale {mode}: {spec.name} transforms its three input channels itself "
+                          "(transform_input); use --grayscale duplicate")
     if mode == "sum-filters":
         sum_filters(model, spec)
         return gray_preprocessing(pre), None
