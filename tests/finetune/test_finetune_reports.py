@@ -151,3 +151,27 @@ def test_study_repeats_report_mean_and_std_on_the_same_images(tiny_dir, tmp_path
     assert (out / "study_finetune.png").is_file()
     with pytest.raises(ConfigError, match="--repeats must be at least 1"):
         study_finetune(tiny_dir, **{**common, "repeats": 0, "out": tmp_path / "other"})
+
+
+def test_cli_finetune_grayscale_then_predict_reproduces_the_test_predictions(tiny_dir, tmp_path):
+    import csv
+
+    from typer.testing import CliRunner
+
+    from transferlab.cli.main import app
+
+    runner = CliRunner()
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["finetune", str(tiny_dir), "-b", "digits_cnn", "--weights", "none", "--batch-size",
+                                 "8", "--test-fraction", "0.25", "--device", "cpu", "--workers", "0", "--no-progress",
+                                 "--epochs", "1", "--freeze", "none", "--grayscale", "learnt", "--augment",
+                                 "light+noise+cutout", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert f"{metrics['trainable_params']:,} of {metrics['total_params']:,} parameters trained" in result.output
+    assert metrics["augment"] == "light+noise+cutout" and metrics["grayscale"] == "learnt"
+    with open(out / "predictions.csv") as handle:
+        expected = {r["path"]: r["predicted"] for r in csv.DictReader(handle)}
+    result = runner.invoke(app, ["predict", str(out / "model"), *expected, "--json", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert {r["path"]: r["class"] for r in json.loads(result.output)["predictions"]} == expected
