@@ -180,3 +180,20 @@ def test_max_feature_gb_keeps_features_on_disk_end_to_end(tmp_path):
     with pytest.raises(ConfigError, match=r"more than --max-feature-gb 1e-05 holds in memory with --no-cache; "
                                           r"use --pooling avg\|max\|spp, raise --max-feature-gb, or drop --no-cache"):
         features_for(data, ExtractionOptions(**{**options_.__dict__, "use_cache": False}))
+
+
+def test_features_beyond_the_free_disk_are_refused_before_any_work(tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    from transferlab.backbones import load_backbone
+    from transferlab.data import write_digits_folder
+    from transferlab.features import extract_features
+
+    data = write_digits_folder(tmp_path / "digits", classes=[0, 1], per_class=3)
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9, 1000))  # 1 kB free
+    with pytest.raises(ConfigError, match=r"more than the 0\.0 GB free in the feature cache .*; use --pooling "
+                                          r"avg\|max\|spp or a --cache-dir with room"):
+        extract_features(sorted(data.rglob("*.png")), load_backbone("digits_cnn", "none"), ["relu_fc2"],
+                         cache_dir=tmp_path / "c", max_feature_gb=1e-9, workers=0, progress=False)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -116,8 +117,8 @@ def extract_features(
         if todo:  # a full cache hit needs neither the network nor its shapes
             n_forward = _extract_missing(paths, backbone, todo, loaded, pooling, l2, batch_size, torch_device,
                                          workers, precision, progress, max_pixels,
-                                         max_feature_gb if not use_cache else math.inf,  # else: memory-mapped
-                                         engine, model_cache, group)
+                                         max_feature_gb, engine, model_cache, group,
+                                         disk=root if use_cache else None)  # cached: past the limit, memory-mapped
         if group is not None and group.everywhere:
             group.barrier()  # every rank has loaded the merged entries before rank 0's scratch folder goes
 
@@ -143,23 +144,36 @@ def _description(backbone: Backbone, layer: str, pooling: str, l2: bool, precisi
 
 
 def _check_memory(taps: torch.nn.Module, backbone: Backbone, device: torch.device, pooling: str,
-                  n: int, max_gb: float) -> dict[str, int]:
+                  n: int, max_gb: float, disk: Path | None = None) -> dict[str, int]:
     """Feature size per layer, from one forward pass on a blank image (milliseconds, against ~0.3 s for
     tracing a second copy on the meta device), before any engine is built (converting one takes seconds);
-    refuses features that would not fit in ``max_gb``."""
+    refuses features that would not fit in ``max_gb`` (or, with a cache folder ``disk``, where features past
+    ``max_gb`` stay memory-mapped, in the free space there)."""
     size = backbone.preprocessing.crop_size
     with torch.inference_mode():
         outputs = taps(torch.zeros(1, len(backbone.preprocessing.mean), size, size, device=device))  # 1: --grayscale
     shapes = {layer: tuple(output.shape[1:]) for layer, output in outputs.items()}
     dims = {layer: pooled_size(shape, pooling) for layer, shape in shapes.items()}
     gigabytes = n * sum(dims.values()) * 4 / 1e9
-    if gigabytes > max_gb:
-        sizes = ", ".join(f"{layer} {shapes[layer]} -> {dims[layer]:,} values" for layer in shapes)
+    sizes = ", ".join(f"{layer} {shapes[layer]} -> {dims[layer]:,} values" for layer in shapes)
+    if disk is not None and gigabytes > max_gb:
+        free = shutil.disk_usage(_existing(disk)).free / 1e9
+        if gigabytes > free:
+            raise ConfigError(f"features would take {gigabytes:.1f} GB for {n} images ({sizes}), more than the "
+                              f"{free:.1f} GB free in the feature cache {disk}; use --pooling avg|max|spp or a "
+                              "--cache-dir with room")
+    elif gigabytes > max_gb:
         raise ConfigError(f"features would take {gigabytes:.1f} GB for {n} images ({sizes}), more than "
                           f"--max-feature-gb {max_gb:g} holds in memory with --no-cache; use --pooling avg|max|spp, "
                           "raise --max-feature-gb, or drop --no-cache (features past the limit then stay on disk, "
                           "memory-mapped from the cache)")
     return dims
+
+
+def _existing(path: Path) -> Path:
+    while not path.exists() and path.parent != path:
+        path = path.parent
+    return path
 
 
 def _shard_batches(n: int, missing: list[int], batch_size: int) -> list[list[int]]:
@@ -176,7 +190,7 @@ MAX_ROUNDS = 3
 
 def _extract_missing(paths, backbone, todo: dict[str, CacheEntry], loaded: dict[str, CachedFeatures], pooling, l2,
                      batch_size, device, workers, precision, progress, max_pixels, max_feature_gb, engine,
-                     model_cache, group: ExtractionGroup | None = None) -> int:
+                     model_cache, group: ExtractionGroup | None = None, disk: Path | None = None) -> int:
     """Compute the missing shards of ``todo`` and finalise each entry into ``loaded``; a round again for the
     shards found damaged (or left by a process that died) when finalising. In a ``group`` every rank takes
     part in the first round, then rank 0 alone finalises (the others return)."""
@@ -184,7 +198,7 @@ def _extract_missing(paths, backbone, todo: dict[str, CacheEntry], loaded: dict[
     n_shards = math.ceil(n / SHARD_SIZE)
     # the tap service traces its own module: the caller's network keeps its modules and flags
     taps = make_taps(backbone.spec, backbone.model.to(device), list(todo)).eval()
-    dims = _check_memory(taps, backbone, device, pooling, n, max_feature_gb)
+    dims = _check_memory(taps, backbone, device, pooling, n, max_feature_gb, disk)
     forward = make_engine(engine, taps, list(todo), backbone=backbone, pooling=pooling, l2=l2, precision=precision,
                           device=device, model_cache=model_cache)
     workers = default_workers() if workers is None else workers
