@@ -63,8 +63,8 @@ def adversarial_grid(original: torch.Tensor, adversarial: torch.Tensor, titles: 
     its largest entry fills the range, with the factor in the title.
     """
     n = original.shape[0]
-    fig, axes = plt.subplots(n, 4, figsize=(12.4, 3.0 * n), squeeze=False,
-                             gridspec_kw={"width_ratios": [1, 1, 1.25, 1]})
+    fig, axes = plt.subplots(n, 4, figsize=(12.8, 3.0 * n), squeeze=False,
+                             gridspec_kw={"width_ratios": [1, 1, 1.25, 1], "wspace": 0.25})
     for i in range(n):
         diff = (adversarial[i] - original[i]).detach().cpu()
         top = float(diff.abs().max())
@@ -78,7 +78,7 @@ def adversarial_grid(original: torch.Tensor, adversarial: torch.Tensor, titles: 
         axes[i, 2].set_title(f"difference: L-inf {top * 255:.3g}/255, L2 {l2:.3g}", fontsize=8)
         bar = fig.colorbar(shown, ax=axes[i, 2], fraction=0.046, pad=0.03)
         bar.ax.tick_params(labelsize=7)
-        bar.set_label("x 1/255", fontsize=7)
+        bar.ax.set_title("/255", fontsize=7)
         axes[i, 3].imshow(to_image(0.5 + factor * diff))
         axes[i, 3].set_title(f"difference x{factor:.0f} around grey", fontsize=8)
         for ax in axes[i]:
