@@ -91,6 +91,16 @@ def test_finetune_report_has_curves_history_and_gradcam(report_runs):
     assert sum(1 for im in page.images if im["alt"].startswith("Grad-CAM of")) == min(len(wrong), LIMIT)
 
 
+def test_curves_are_drawn_from_the_history_when_the_run_left_no_figure(report_runs, tmp_path):
+    import shutil
+
+    runs, _ = report_runs
+    folder = shutil.copytree(runs / "finetune", tmp_path / "ft")
+    (folder / "curves.png").unlink()
+    page = check_page(write_html_report(folder))
+    assert [im["alt"] for im in page.images].count("curves (from history.csv)") == 1
+
+
 def test_study_report_has_its_table_and_figures(report_runs):
     runs, _ = report_runs
     folder = runs / "study"

@@ -158,11 +158,31 @@ def _misclassified(folder: Path, config: dict, limit: int) -> str:
 
 
 def _curves(folder: Path) -> str:
+    """The run's own ``curves.png``, or curves drawn here from ``history.csv`` (losses, accuracies), and the
+    history as a table."""
     body = _png(folder, "curves.png")
     if (folder / "history.csv").is_file():
         rows = read_csv_rows(folder / "history.csv")
+        if not body:
+            body = _history_figure(rows)
         body += f"<details><summary>history.csv ({len(rows)} epochs)</summary>{h.table(rows)}</details>"
     return body
+
+
+def _history_figure(rows: list[dict[str, Any]]) -> str:
+    import tempfile
+
+    from .plots import plot_curves
+
+    keys = [k for k in (rows[0] if rows else {}) if k != "epoch"
+            and all(isinstance(r.get(k), (int, float, type(None))) for r in rows)]
+    groups = {"loss": [k for k in keys if "loss" in k], "accuracy": [k for k in keys if "acc" in k]}
+    groups = {name: found for name, found in groups.items() if found}
+    if not groups or "epoch" not in rows[0]:
+        return ""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = plot_curves(rows, groups, Path(tmp) / "curves.png")
+        return h.figure(path, "curves (from history.csv)")
 
 
 def _study(folder: Path, summary: dict) -> str:
