@@ -91,6 +91,20 @@ def test_finetune_report_has_curves_history_and_gradcam(report_runs):
     assert sum(1 for im in page.images if im["alt"].startswith("Grad-CAM of")) == min(len(wrong), LIMIT)
 
 
+def test_a_damaged_model_still_leaves_the_misclassified_thumbnails(report_runs, tmp_path):
+    import shutil
+
+    runs, _ = report_runs
+    folder = shutil.copytree(runs / "linear", tmp_path / "lin")
+    (folder / "model" / "tensors.safetensors").write_bytes(b"not tensors")
+    page = check_page(write_html_report(folder))
+    html = (folder / "report.html").read_text()
+    shown = min(len(_wrong(folder)), LIMIT)
+    assert html.count('<div class="thumb">') == shown and "the saved model could not score these images" in html
+    assert not any(im["alt"].startswith("Grad-CAM of") for im in page.images)
+    assert sum(1 for im in page.images if im.get("class") == "thumb-img") == shown  # the files' thumbnails
+
+
 def test_curves_are_drawn_from_the_history_when_the_run_left_no_figure(report_runs, tmp_path):
     import shutil
 

@@ -86,7 +86,13 @@ def misclassified(folder: Path, limit: int = LIMIT, cwd: str | None = None, devi
         return items, len(wrong)
     base = Path(cwd) if cwd and Path(cwd).is_dir() else Path.cwd()
     files = [_resolve(base, item.path) for item in items]
-    note = _with_model(folder, items, files, device)
+    try:
+        note = _with_model(folder, items, files, device)
+    except Exception as exc:  # noqa: BLE001 - a model that cannot explain still leaves the thumbnails
+        note = f"the saved model could not score these images ({type(exc).__name__}: {' '.join(str(exc).split())})"
+        for item in items:
+            item.image_png = item.overlay_png = item.score = item.probability = None
+            item.note = ""
     for item, file in zip(items, files):
         if item.image_png is None:
             item.image_png = _thumbnail(file)
@@ -134,7 +140,7 @@ def _with_model(folder: Path, items: list[Misclassified], files: list[Path], dev
         for cam in cams:
             try:
                 exp = cam.attribute(pixels)
-            except TransferlabError:
+            except (TransferlabError, RuntimeError):  # the layer is not computed, or has no usable map
                 continue
             maps, layer, scores, probs, predicted = exp.maps, cam.layer, exp.scores, exp.probs, exp.predicted
             break
