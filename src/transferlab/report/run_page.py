@@ -22,6 +22,7 @@ REPORT = "report.html"
 _HEADLINE = ("accuracy", "balanced_accuracy", "backbone", "layer", "classifier", "chosen_C", "n_train", "n_test",
              "feature_size", "best_epoch")
 _SHOWN_ELSEWHERE = {"confusion_matrix.png", "curves.png"}
+_MATRIX_TABLE_MAX = 40  # classes; a larger matrix is only linked (1,000 classes would be a million cells)
 
 
 def read_json(path: Path) -> dict[str, Any]:
@@ -123,6 +124,9 @@ def _overview(folder: Path, info: dict, status: dict, metrics: dict, summary: di
 def _confusion(metrics: dict) -> str:
     """The matrix as a table (rows: true class, columns: predicted), the diagonal green, errors red."""
     classes, matrix = metrics["classes"], metrics["confusion_matrix"]
+    if len(classes) > _MATRIX_TABLE_MAX:
+        return (f'<p class="muted">{len(classes)} classes: the matrix is in confusion_matrix.png and '
+                '<a href="confusion_matrix.csv">confusion_matrix.csv</a>.</p>')
     head = "".join(f"<th>{h.text(c)}</th>" for c in classes)
     rows = []
     for i, (name, row) in enumerate(zip(classes, matrix)):
