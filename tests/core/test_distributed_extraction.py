@@ -51,16 +51,17 @@ def _worker(rank: int, world: int, port: int, data: str, out: str, task: str) ->
     from transferlab.features.distributed import ExtractionGroup
 
     out_dir, cache = Path(out), Path(out) / "cache"
-    if task == "kill":  # rank 1 dies (SIGKILL) right after writing its first shard; rank 0 is slow
-        save = CacheEntry.save_shard
+    save = CacheEntry.save_shard
 
-        def save_then(self, *args, **kwargs):
-            save(self, *args, **kwargs)
-            if rank == 1:
-                os.kill(os.getpid(), signal.SIGKILL)
-            time.sleep(1.0)
+    def save_then(self, *args, **kwargs):
+        save(self, *args, **kwargs)
+        if task == "kill" and rank == 1:  # rank 1 dies (SIGKILL) right after writing its first shard
+            os.kill(os.getpid(), signal.SIGKILL)
+        # a shard takes a while (rank 0 slower when killing): a rank late by a few milliseconds on a busy
+        # machine still finds its own shard unclaimed
+        time.sleep(1.0 if task == "kill" else 0.3)
 
-        CacheEntry.save_shard = save_then
+    CacheEntry.save_shard = save_then
     backbone = load_backbone("digits_cnn", "none", seed=0)
     with ExtractionGroup("cpu"):
         result = extract_features(_paths(Path(data)), backbone, [LAYER], cache_dir=cache, **OPTIONS)
