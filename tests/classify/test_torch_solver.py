@@ -197,3 +197,28 @@ def test_features_beyond_the_free_disk_are_refused_before_any_work(tmp_path, mon
                                           r"avg\|max\|spp or a --cache-dir with room"):
         extract_features(sorted(data.rglob("*.png")), load_backbone("digits_cnn", "none"), ["relu_fc2"],
                          cache_dir=tmp_path / "c", max_feature_gb=1e-9, workers=0, progress=False)
+
+
+def test_C_study_with_the_torch_solver_on_memory_mapped_features(tmp_path):
+    """`study C --solver torch --max-feature-gb tiny`: the CV curve over zero-weighted folds of the memory map
+    agrees with liblinear's GridSearchCV curve on the same folds."""
+    from dataclasses import replace
+
+    from transferlab.classify import LinearOptions
+    from transferlab.data import write_digits_folder
+    from transferlab.pipeline import ExtractionOptions
+    from transferlab.studies.c_sweep import CStudy
+    from transferlab.studies.runner import run_study
+
+    data = write_digits_folder(tmp_path / "digits", classes=[0, 1, 2, 3], per_class=12)
+    options = ExtractionOptions(backbone="digits_cnn", weights="none", train_per_class=6, pooling="avg", workers=0,
+                                cache_dir=tmp_path / "c", progress=False, device="cpu")
+    linear = LinearOptions(cv_folds=3, c_grid=(0.1, 10.0))
+    rows = {}
+    for solver, extraction in (("liblinear", options), ("torch", replace(options, max_feature_gb=1e-9))):
+        result = run_study(CStudy(data, extraction, replace(linear, solver=solver)), tmp_path / solver,
+                           progress=False)
+        rows[solver] = {row["C"]: row["cv_acc"] for row in result.rows}
+    assert rows["torch"].keys() == rows["liblinear"].keys() == {0.1, 10.0}
+    for C, accuracy in rows["liblinear"].items():
+        assert rows["torch"][C] == pytest.approx(accuracy, abs=0.09)  # one image in a fold of 8 at most
