@@ -10,8 +10,8 @@
   network when fine-tuning. It starts as exactly ``duplicate`` (weight ``s/s_c``, bias ``(m - m_c)/s_c``
   for the gray image normalised with ``m, s``), so training starts from the pretrained network's behaviour.
 
-The first convolution is found through the spec's traced graph (the one :func:`~transferlab.backbones.layers.resolve_layer`
-uses): the first graph node that is a hookable ``nn.Conv2d`` module with 3 input channels, or whose first
+The first convolution is found through the spec's traced graph (the one
+:func:`~transferlab.backbones.layers.resolve_layer` uses): the first graph node that is a hookable ``nn.Conv2d`` module with 3 input channels, or whose first
 convolution is (a traced leaf block such as ConvNeXt's ``features.0``).
 """
 

@@ -84,8 +84,8 @@ def study_finetune(data: Path | str, *, backbones: Sequence[str] = ("vgg16",), w
     batch_size, lr, seed, train_per_class...); ``cache_dir`` is the SVM's feature cache; ``repeats`` trains each
     combination that many times (training seeds ``seed ... seed+repeats-1``, the same splits). Returns
     ``{"rows"`` (one per combination: mean, std and every repeat's test accuracy), ``"runs"`` (one per run),
-    ``"table", "figure", "curves", "out"}``. The study runs inside one :class:`~transferlab.runs.Run` (log, config.json with
-    the call, status.json), so ``transferlab rerun`` replays it.
+    ``"table", "figure", "curves", "out"}``. The study runs inside one :class:`~transferlab.runs.Run` (log,
+    config.json with the call, status.json), so ``transferlab rerun`` replays it.
     """
     if not backbones or not freezes or not augments:
         raise ConfigError("study finetune needs at least one backbone, one --freeze and one --augment value")

@@ -233,7 +233,8 @@ def plot_resolutions(summary: DatasetSummary, path: Path | str, top: int = 30) -
     scatter.set_ylabel("height (px)")
     scatter.set_title("every resolution (marker size ~ images)", fontsize=9)
     scatter.grid(alpha=0.3)
-    fig.suptitle(f"{summary.extra.get('dataset') or summary.root.name}: {len(summary.images):,} images, {len(summary.classes)} classes, "
+    name = summary.extra.get("dataset") or summary.root.name
+    fig.suptitle(f"{name}: {len(summary.images):,} images, {len(summary.classes)} classes, "
                  f"{len(rows)} distinct resolutions")
     return save_figure(fig, path)
 
