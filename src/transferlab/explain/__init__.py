@@ -10,18 +10,21 @@ with its preprocessing, or a saved transferlab model). The commands' library ver
 from .adversarial import FGSM, METHODS, PGD, AttackResult, CarliniWagnerL2, IterativeAttack, make_attack
 from .class_viz import ClassVisualization, ClassVisualizer
 from .gradcam import GradCAM, hook_count
+from .localize import Localization, box_iou, localize
 from .model import ExplainModel, PixelModel
 from .perceptual import PerceptualDistance, add_noise, default_layers, perceptual_experiment, pixel_distances, translate
 from .run import (ExplainOptions, ExplainResults, run_adversarial, run_classviz, run_gradcam, run_perceptual,
                   run_perceptual_experiment, run_saliency)
+from .robustness import MinimalEps, minimal_eps, perturbation_vs_saliency
 from .saliency import SaliencyMap
 from .target import Explanation, Target, resolve_class
 
 __all__ = [
     "FGSM", "METHODS", "PGD", "AttackResult", "CarliniWagnerL2", "ClassVisualization", "ClassVisualizer", "ExplainModel",
-    "ExplainOptions", "ExplainResults", "Explanation", "GradCAM", "IterativeAttack", "PerceptualDistance",
-    "PixelModel", "SaliencyMap", "Target",
-    "add_noise", "default_layers", "hook_count", "make_attack", "perceptual_experiment", "pixel_distances",
+    "ExplainOptions", "ExplainResults", "Explanation", "GradCAM", "IterativeAttack", "Localization", "MinimalEps",
+    "PerceptualDistance", "PixelModel", "SaliencyMap", "Target",
+    "add_noise", "box_iou", "default_layers", "hook_count", "localize", "make_attack", "minimal_eps",
+    "perceptual_experiment", "perturbation_vs_saliency", "pixel_distances",
     "resolve_class", "run_adversarial", "run_classviz", "run_gradcam", "run_perceptual",
     "run_perceptual_experiment", "run_saliency", "translate",
 ]
