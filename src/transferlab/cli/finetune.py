@@ -38,7 +38,8 @@ Patience = Annotated[Optional[int], typer.Option("--patience", help="Early stopp
 Amp = Annotated[bool, typer.Option("--amp/--no-amp", help="Mixed precision (float16 autocast) on CUDA GPUs.")]
 Resume = Annotated[bool, typer.Option("--resume", help="Continue the interrupted run in --out exactly.")]
 Dataset = Annotated[Optional[str], typer.Option("--dataset", help="flowers102 | cifar10 | mnist (torchvision, "
-                                                                  "downloaded into --data-root) instead of DATA.")]
+                                                                  "downloaded into --data-root) instead of DATA; "
+                                                                  "Flowers-102 keeps its own train/val/test.")]
 DataRoot = Annotated[Optional[Path], typer.Option("--data-root", help="Folder of torchvision datasets "
                                                                       "(default: the user cache directory).")]
 InputSize = Annotated[Optional[int], typer.Option("--input-size", min=8, help="Side of the crop fed to the network "
