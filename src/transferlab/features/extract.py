@@ -193,7 +193,8 @@ def _extract_missing(paths, backbone, todo: dict[str, CacheEntry], loaded: dict[
                      model_cache, group: ExtractionGroup | None = None, disk: Path | None = None) -> int:
     """Compute the missing shards of ``todo`` and finalise each entry into ``loaded``; a round again for the
     shards found damaged (or left by a process that died) when finalising. In a ``group`` every rank takes
-    part in the first round, then rank 0 alone finalises (the others return)."""
+    part in the first round, then rank 0 alone finalises (the others return; in an ``everywhere`` group every
+    rank finalises, the entry's lock making one of them merge)."""
     n = len(paths)
     n_shards = math.ceil(n / SHARD_SIZE)
     # the tap service traces its own module: the caller's network keeps its modules and flags
