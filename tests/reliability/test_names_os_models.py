@@ -95,6 +95,19 @@ def test_non_utf8_names_through_finetune(tmp_path):
 
 
 # -- item 4: --out -------------------------------------------------------------------------------------------
+def test_a_non_utf8_out_folder_prints_on_a_strict_utf8_terminal(digits3, tmp_path):
+    """A UTF-8 terminal's stdout is strict: the path is printed with escapes, not a UnicodeEncodeError."""
+    import subprocess
+    import sys
+
+    out = os.fsdecode(os.fsencode(str(tmp_path)) + b"/out\xff")
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8", "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, "-m", "transferlab", "run", str(digits3), *RUN, "--out", out,
+                           "--no-cache"], env=env, capture_output=True)
+    assert done.returncode == 0, done.stderr[-500:]
+    assert b"out\\udcff" in done.stdout and (Path(out) / "metrics.json").is_file()
+
+
 def test_out_that_is_a_file_is_one_line_exit_2(digits3, tmp_path, capsys):
     target = tmp_path / "a-file"
     target.write_text("mine")
