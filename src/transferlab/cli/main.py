@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     """Run the CLI; map user errors to exit code 2 with a one-line message."""
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
-    for stream in (sys.stdout, sys.stderr):  # a path with non-UTF-8 bytes prints as \xNN, not a crash
+    for stream in (sys.stdout, sys.stderr):  # a path with non-UTF-8 bytes prints escaped (\udcff), not a crash
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
     try:
