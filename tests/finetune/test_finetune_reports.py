@@ -4,6 +4,7 @@ grayscale fine-tuning (sum-filters, learnt), all through the saved model."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -114,6 +115,15 @@ def test_grayscale_finetuning_end_to_end(tiny_dir, tmp_path, mode):
     images = sorted(tiny_dir.rglob("*.png"))[:3]
     scores, kept, _ = model.predict_scores(images, device="cpu")
     assert scores.shape == (3, 3) and np.allclose(scores.sum(1), 1, atol=1e-5)
+    # as_torch_module takes RGB like every model (explain, export): luma first, exact on a gray image
+    from transferlab.data.transforms import image_transform
+
+    gray = Image.fromarray(np.random.default_rng(0).integers(0, 256, (32, 32), dtype=np.uint8), mode="L")
+    rgb_in = image_transform(model.preprocessing)(gray.convert("RGB")).expand(3, -1, -1)[None]
+    with torch.no_grad():
+        via_rgb = model.as_torch_module()(rgb_in)
+        direct = model.model(image_transform(model.preprocessing)(gray)[None])
+    assert rgb_in.shape[1] == 3 and (via_rgb - direct).abs().max() < 1e-5
 
 
 def test_study_repeats_report_mean_and_std_on_the_same_images(tiny_dir, tmp_path):
@@ -174,4 +184,10 @@ def test_cli_finetune_grayscale_then_predict_reproduces_the_test_predictions(tin
         expected = {r["path"]: r["predicted"] for r in csv.DictReader(handle)}
     result = runner.invoke(app, ["predict", str(out / "model"), *expected, "--json", "--device", "cpu"])
     assert result.exit_code == 0, result.output
-    assert {r["path"]: r["class"] for r in json.loads(result.output)["predictions"]} == expected
+    predictions = json.loads(result.output)["predictions"]
+    assert {r["path"]: r["class"] for r in predictions} == expected
+    first = next(iter(expected))  # explanations of the 1-channel model (RGB pixels, luma inside)
+    result = runner.invoke(app, ["explain", "gradcam", first, "-m", str(out / "model"), "--device", "cpu", "--out",
+                                 str(tmp_path / "cam")])
+    assert result.exit_code == 0, result.output
+    assert f"{Path(first).name}: " in result.output and (tmp_path / "cam" / "gradcam.png").is_file()

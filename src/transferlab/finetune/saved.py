@@ -47,6 +47,19 @@ def rebuild_network(backbone: str, num_classes: int, grayscale: str = "duplicate
     return bb.model
 
 
+class Luma(nn.Module):
+    """``(N, 3, H, W) -> (N, 1, H, W)``: ITU-R 601-2 luma (0.299 R + 0.587 G + 0.114 B, PIL's ``convert("L")``).
+
+    The weights sum to 1, so on images normalised with one mean and std for every channel the luma of the
+    normalised image is the normalised luma: the input a ``--grayscale`` network was trained on."""
+
+    def forward(self, x):
+        if x.shape[1] == 1:
+            return x
+        weights = x.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+        return (x * weights).sum(dim=1, keepdim=True)
+
+
 class FinetunedModel:
     """A network fine-tuned by ``transferlab finetune``, ready to predict (and to be explained).
 
@@ -62,6 +75,7 @@ class FinetunedModel:
         self.preprocessing = Preprocessing.from_dict(meta["preprocessing"])
         self.backbone_name: str = meta["backbone"]
         self.head: str = meta.get("head", get_spec(self.backbone_name).head)
+        self._gray_module: nn.Module | None = None
 
     @classmethod
     def load(cls, folder: Path | str) -> "FinetunedModel":
@@ -90,8 +104,15 @@ class FinetunedModel:
                               classes=self.classes, preprocessing=self.preprocessing, **extra)
 
     def as_torch_module(self) -> nn.Module:
-        """The network: normalised images (N, 3, crop, crop) -> logits (N, classes), in eval mode (N, 1, crop, crop)
-        for a model fine-tuned with ``--grayscale sum-filters|learnt``: ``len(preprocessing.mean)`` channels)."""
+        """The network: normalised images (N, 3, crop, crop) -> logits (N, classes), in eval mode.
+
+        A model fine-tuned with ``--grayscale sum-filters|learnt`` takes one channel: its module turns the three
+        channels into their luma first (:class:`Luma`, PIL's ``convert("L")`` weights), so explanations and ONNX
+        export feed it RGB like any other model; ``.model`` is the 1-channel network itself."""
+        if len(self.preprocessing.mean) == 1:
+            if self._gray_module is None:
+                self._gray_module = nn.Sequential(Luma(), self.model)
+            return self._gray_module.eval()
         return self.model.eval()
 
     def layer_module(self, dotted_path: str) -> nn.Module:
