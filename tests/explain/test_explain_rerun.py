@@ -116,8 +116,8 @@ def test_the_verbs_leave_the_global_random_state_alone(photos, tmp_path):
 
 
 def test_a_user_error_in_a_verb_leaves_no_folder(photos, tmp_path):
-    with pytest.raises(ConfigError, match="unknown attack 'cw'"):
-        run_adversarial([photos["coffee"]], method="cw", out=tmp_path / "typo", **DIGITS)
+    with pytest.raises(ConfigError, match="unknown attack 'deepfool'"):
+        run_adversarial([photos["coffee"]], method="deepfool", out=tmp_path / "typo", **DIGITS)
     assert not (tmp_path / "typo").exists()
     with pytest.raises(ConfigError, match="needs a target class"):
         run_classviz(out=tmp_path / "no-target", **DIGITS)
