@@ -68,6 +68,8 @@ def test_a_row_cut_short_by_a_kill_is_run_again(tiny_digits, make_options, tmp_p
     lines = path.read_text().splitlines()
     path.write_text("\n".join(lines[:-1]) + "\n" + lines[-1][: len(lines[-1]) // 2])
     assert run_study(CStudy(tiny_digits, options, linear), tmp_path / "out", progress=False).n_evaluated == 1
+    # the row written after the cut one is a line of its own: nothing is run a third time
+    assert run_study(CStudy(tiny_digits, options, linear), tmp_path / "out", progress=False).n_evaluated == 0
 
 
 def cli(argv: list[str]) -> int:

@@ -33,6 +33,9 @@ RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
     "--pl-threshold": (0, 1, True, True),
     "--pl-threshold-end": (0, 1, True, True),
     "--eps": (0, 1, False, True),
+    "--max-eps": (0, 1, False, True),
+    "--tol": (0, None, False, False),
+    "--localize": (0, 100, False, False),
     "--step-size": (0, None, False, False),
     "--max-feature-gb": (0, None, False, False),
 }

@@ -280,8 +280,13 @@ def _read_results(path: Path, digest: str, config: dict[str, Any]) -> dict[str, 
 
 
 def _write_line(path: Path, record: dict[str, Any], mode: str = "a") -> None:
+    line = json.dumps(record, default=_jsonable) + "\n"
+    if mode == "a" and path.exists() and path.stat().st_size:
+        with open(path, "rb") as handle:  # a line cut short by a kill: start on a line of our own
+            handle.seek(-1, os.SEEK_END)
+            line = line if handle.read(1) == b"\n" else "\n" + line
     with open(path, mode) as handle:
-        handle.write(json.dumps(record, default=_jsonable) + "\n")
+        handle.write(line)
         handle.flush()
         os.fsync(handle.fileno())
 
