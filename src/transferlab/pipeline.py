@@ -82,11 +82,6 @@ def _grayscale(backbone: Backbone, options: ExtractionOptions) -> Backbone:
 
     if check_mode(options.grayscale, EXTRACTION_MODES) == "duplicate" or input_channels(backbone.preprocessing) == 1:
         return backbone
-    if options.engine != "torch":
-        from .errors import ConfigError
-
-        raise ConfigError(f"--grayscale {options.grayscale} runs on --engine torch only; got --engine "
-                          f"{options.engine}: drop one of the two")
     import copy
     from dataclasses import replace
 
