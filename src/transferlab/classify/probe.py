@@ -29,10 +29,13 @@ CLASSIFIERS = ("svm", "logreg")
 SOLVERS = ("auto", "liblinear", "torch")
 DEFAULT_C_GRID = tuple(float(c) for c in np.logspace(-4, 4, 9))
 # --solver auto: scikit-learn below this many feature values (n_samples x n_features), torch from there on.
-# Measured by benchmarks/linear_solvers.py on the 2-core development machine (RESULTS.md, "Linear solvers"):
-# LinearSVC fits 2,000 x 2,048 (10 classes) in about the time torch's L-BFGS does, and torch is ahead from
-# there (4,000 x 2,048: 2.6x); memory-mapped features always go to torch (liblinear copies them into RAM).
-TORCH_FROM_ELEMENTS = 4_000_000
+# Measured by benchmarks/linear_solvers.py (10 classes, 2,048 features, C=1) on the 2-core development machine
+# while other work kept its load average near 7 (benchmarks/RESULTS.md, "Linear solvers"): with torch's default
+# threads, LinearSVC was faster up to 8,000 rows (28 s vs 67 s) and the two tied at 16,000 rows (35.1 s vs
+# 35.9 s), hence 16,000 x 2,048 = 32.8 M values; with one torch thread torch was ahead from 4,000 rows (8,000:
+# 15.0 s vs 5.8 s), so on a quiet machine or a GPU the crossover is lower. Memory-mapped features always go to
+# torch (liblinear copies them into RAM as float64).
+TORCH_FROM_ELEMENTS = 32_000_000
 
 
 def resolve_solver(solver: str, X=None) -> str:

@@ -49,7 +49,7 @@ MaxFeatureGb = Annotated[float, typer.Option(
 Solver = Annotated[str, typer.Option(
     "--solver", help="Who fits the linear SVM / logistic regression (the same objective): liblinear "
                      "(scikit-learn's own solvers), torch (L-BFGS, on the GPU when present, out of core on "
-                     "memory-mapped features), or auto (liblinear below 4M feature values, torch above).")]
+                     "memory-mapped features), or auto (liblinear below 32M feature values, torch above).")]
 MaxPixels = Annotated[int, typer.Option("--max-pixels", min=1, help="Refuse images larger than this many pixels "
                                                                    "(decompression-bomb guard).")]
 
