@@ -56,7 +56,8 @@ def _memory_sampler(peaks: dict) -> None:
         time.sleep(0.05)
 
 
-def worker(solver: str, train: str, test: str, C: float, device: str, preds: str, threads: int) -> None:
+def worker(solver: str, train: str, test: str, C: float, device: str, preds: str, threads: int,
+           budget: float | None) -> None:
     """One fit in this process; prints a JSON line (seconds, peak RSS and anonymous RSS in MB)."""
     peaks: dict = {}
     threading.Thread(target=_memory_sampler, args=(peaks,), daemon=True).start()
@@ -82,7 +83,7 @@ def worker(solver: str, train: str, test: str, C: float, device: str, preds: str
             model = LinearSVC(C=C, random_state=0).fit(np.array(X), y)  # liblinear needs the rows in RAM
         method = "liblinear"
     else:
-        model = TorchLinearClassifier("squared_hinge", C, device=device).fit(X, y)
+        model = TorchLinearClassifier("squared_hinge", C, device=device, max_memory_gb=budget).fit(X, y)
         method = f"torch {model.method_} ({model._device().type}, {model.n_iter_} iterations)"
     seconds = time.perf_counter() - start
     np.save(preds, model.predict(X_test))
@@ -104,11 +105,14 @@ def main() -> None:
                         help="run liblinear only up to this many rows (it copies them into RAM as float64)")
     parser.add_argument("--dir", type=Path, default=None, help="where the feature files go (a disk, not tmpfs)")
     parser.add_argument("--out", type=Path, default=None, help="write the Markdown table here")
-    parser.add_argument("--worker", nargs=7, help=argparse.SUPPRESS)
+    parser.add_argument("--torch-max-memory-gb", type=float, default=0.0,
+                        help="the torch solver's RAM budget for features (0: half the free memory); below the "
+                             "feature set's size it trains out of core (minibatch warm start + streamed L-BFGS)")
+    parser.add_argument("--worker", nargs=8, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        solver, train, test, C, device, preds, threads = args.worker
-        worker(solver, train, test, float(C), device, preds, int(threads))
+        solver, train, test, C, device, preds, threads, budget = args.worker
+        worker(solver, train, test, float(C), device, preds, int(threads), float(budget) or None)
         return
     rows = []
     with tempfile.TemporaryDirectory(dir=args.dir, prefix="linear-solvers-") as folder:
@@ -124,7 +128,8 @@ def main() -> None:
                     continue
                 out = Path(folder) / f"preds_{solver}_{n}.npy"
                 done = subprocess.run([sys.executable, __file__, "--worker", solver, str(train), str(test),
-                                       str(args.C), args.device, str(out), str(args.threads)], capture_output=True, text=True)
+                                       str(args.C), args.device, str(out), str(args.threads),
+                                       str(args.torch_max_memory_gb)], capture_output=True, text=True)
                 if done.returncode:
                     raise SystemExit(f"{solver} at {n} rows failed:\n{done.stderr}")
                 result = json.loads(done.stdout.strip().splitlines()[-1])
