@@ -36,7 +36,12 @@ def take_rows(X: np.ndarray, rows: np.ndarray) -> np.ndarray:
         return X[rows]
     if len(rows) == len(X) and np.array_equal(rows, np.arange(len(X))):
         return X
-    fd, tmp = tempfile.mkstemp(dir=source.parent, prefix=".rows-", suffix=".npy")
+    if len(rows) == 0:
+        return np.empty((0, X.shape[1]), X.dtype)
+    try:  # beside the entry: the cache's disk; a read-only cache falls back to the temporary folder
+        fd, tmp = tempfile.mkstemp(dir=source.parent, prefix=".rows-", suffix=".npy")
+    except OSError:
+        fd, tmp = tempfile.mkstemp(prefix="transferlab-rows-", suffix=".npy")
     os.close(fd)
     try:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=X.dtype, shape=(len(rows), X.shape[1]))
