@@ -137,8 +137,8 @@ def log_extraction(log, result: DatasetFeatures) -> None:
         gigabytes = sum(f.X_train.nbytes + f.X_test.nbytes for f in result.features.values()) / 1e9
         log.info("features of %s take %.3g GB, more than --max-feature-gb: kept on disk, memory-mapped from the "
                  "cache; a linear probe trains on them out of core (the torch solver)", ", ".join(mapped), gigabytes)
-    for path, reason in result.skipped:  # backslash escapes: a log line is text, a file name may not be UTF-8
-        log.warning("skipped %s: %s", str(path).encode("utf-8", "backslashreplace").decode("utf-8"), reason)
+    for path, reason in result.skipped:  # a run's logger writes a non-UTF-8 name's bytes as \xNN (runs.py)
+        log.warning("skipped %s: %s", path, reason)
 
 
 def write_skipped(out: Path, skipped: list[tuple[str, str]]) -> None:

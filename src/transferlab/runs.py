@@ -104,8 +104,10 @@ def attach_log(out: Path, name: str = "transferlab") -> logging.Logger:
     process (a study) never write into each other's logs; close it with :func:`detach_log`.
     """
     log_path = (Path(out) / "log.txt").resolve()
-    logger = logging.getLogger(f"{name}.run.{log_path.parent}")
+    logger = logging.getLogger(_logger_name(name, log_path.parent))
     logger.setLevel(logging.INFO)
+    if not any(isinstance(f, _EscapedText) for f in logger.filters):
+        logger.addFilter(_EscapedText())
     if not any(getattr(h, "baseFilename", None) == str(log_path) for h in logger.handlers):
         handler = logging.FileHandler(log_path, errors="backslashreplace")  # any file name the OS gives
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
@@ -113,10 +115,34 @@ def attach_log(out: Path, name: str = "transferlab") -> logging.Logger:
     return logger
 
 
+def escaped_text(text: str) -> str:
+    """``text`` with each byte a file name held that is not UTF-8 as ``\\xNN`` (log lines, logger names and
+    whatever else must be valid text: pytest-xdist's transport, a strict terminal)."""
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a lone surrogate that no file name gave
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _logger_name(name: str, folder: Path) -> str:
+    return f"{name}.run.{escaped_text(str(folder))}"
+
+
+class _EscapedText(logging.Filter):
+    """Every record of a run's logger as valid text (a message may quote a non-UTF-8 path)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        escaped = escaped_text(message)
+        if escaped != message:
+            record.msg, record.args = escaped, ()
+        return True
+
+
 def detach_log(out: Path, name: str = "transferlab") -> None:
     """Close the ``log.txt`` handler of the run in ``out`` (safe to call when none is attached)."""
     log_path = (Path(out) / "log.txt").resolve()
-    logger = logging.getLogger(f"{name}.run.{log_path.parent}")
+    logger = logging.getLogger(_logger_name(name, log_path.parent))
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
         handler.close()

@@ -361,3 +361,19 @@ def test_a_tampered_training_checkpoint_is_refused_on_resume_in_one_line(tmp_pat
     with pytest.raises(TrainingError, match=message) as info:
         fit(Line(), FitConfig(epochs=3), tmp_path, resume=True)
     assert "\n" not in str(info.value)
+
+
+def test_a_run_log_writes_non_utf8_bytes_as_escapes_in_its_name_and_lines(tmp_path, caplog):
+    from transferlab.runs import attach_log, detach_log
+
+    out = Path(os.fsdecode(os.fsencode(str(tmp_path)) + b"/run\xfe"))
+    out.mkdir()
+    log = attach_log(out)
+    try:
+        log.warning("skipped %s: %s", os.fsdecode(b"/data/cat\xff.jpg"), "not an image")
+    finally:
+        detach_log(out)
+    assert "skipped /data/cat\\xff.jpg: not an image" in (out / "log.txt").read_text()
+    record = caplog.records[-1]  # what pytest-xdist must send between processes: valid UTF-8
+    record.getMessage().encode("utf-8") and record.name.encode("utf-8")
+    assert record.name.endswith("/run\\xfe")
