@@ -137,3 +137,13 @@ def text_digest(*parts: Any) -> str:
         h.update(json.dumps(part, sort_keys=True, default=_json_default).encode())
         h.update(b"\x00")
     return h.hexdigest()
+
+
+def escaped_text(text: str) -> str:
+    """``text`` with each byte a file name held that is not UTF-8 as ``\\xNN``: for class names, logs, figures,
+    reports, whatever must be valid text (pytest-xdist's transport, a strict terminal, a font). The one place
+    that escapes; ``os.fsencode`` of a name gives back its bytes."""
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a lone surrogate that no file name gave
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")

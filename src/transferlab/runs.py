@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from ._utils import atomic_write_bytes, write_json
+from ._utils import atomic_write_bytes, escaped_text, write_json
 from .errors import ConfigError, TransferlabError
 
 
@@ -113,15 +113,6 @@ def attach_log(out: Path, name: str = "transferlab") -> logging.Logger:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         logger.addHandler(handler)
     return logger
-
-
-def escaped_text(text: str) -> str:
-    """``text`` with each byte a file name held that is not UTF-8 as ``\\xNN`` (log lines, logger names and
-    whatever else must be valid text: pytest-xdist's transport, a strict terminal)."""
-    try:
-        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    except UnicodeEncodeError:  # a lone surrogate that no file name gave
-        return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _logger_name(name: str, folder: Path) -> str:
@@ -254,7 +245,9 @@ class Run:
 
 def _write_report(out: Path, log: logging.Logger) -> None:
     """``report.html`` of a finished run; a report that fails never fails the run (a warning in its log)."""
-    if os.environ.get("RANK", "0") not in ("", "0"):  # under torchrun only rank 0 writes it
+    from .training.distributed import is_main_process
+
+    if not is_main_process():  # under torchrun only rank 0 writes it
         return
     try:
         from .report.run_page import write_html_report

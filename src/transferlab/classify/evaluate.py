@@ -20,7 +20,7 @@ from typing import Any, Sequence
 import numpy as np
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix, precision_recall_fscore_support
 
-from .._utils import atomic_write_bytes, write_json
+from .._utils import atomic_write_bytes, escaped_text, write_json
 from ..report.plots import plot_confusion_matrix
 
 
@@ -73,4 +73,4 @@ def _csv_bytes(text: str) -> bytes:
 def display_name(name: str) -> str:
     """``name`` for a figure or a console: each byte that is not UTF-8 shown as ``\\xNN`` (fonts have no glyph
     for a lone surrogate)."""
-    return str(name).encode("utf-8", errors="surrogateescape").decode("utf-8", errors="backslashreplace")
+    return escaped_text(str(name))

@@ -58,9 +58,9 @@ def main(argv: list[str] | None = None) -> None:
     """Run the CLI; map user errors to exit code 2 with a one-line message."""
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
-    for stream in (sys.stdout, sys.stderr):  # a path with non-UTF-8 bytes prints escaped (\udcff), not a crash
+    for stream in (sys.stdout, sys.stderr):  # a path with non-UTF-8 bytes prints its bytes, as `ls` does
         if hasattr(stream, "reconfigure"):
-            stream.reconfigure(errors="backslashreplace")
+            stream.reconfigure(errors="surrogateescape")
     try:
         code = app(args=args, prog_name="transferlab", standalone_mode=False)
     except ClickException as exc:  # a usage error: one line too, not click's framed box

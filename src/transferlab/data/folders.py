@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._utils import escaped_text
 from ..errors import DataError
 from .decode import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, ImageDecodeError, check_image_header
 
@@ -75,7 +76,7 @@ def scan_class_folders(folder: Path, max_pixels: int = DEFAULT_MAX_PIXELS
 
 def class_name(folder_name: str) -> str:
     """The class name of a folder: its name, with each byte that is not UTF-8 written ``\\xNN``."""
-    return os.fsencode(folder_name).decode("utf-8", errors="backslashreplace")
+    return escaped_text(folder_name)
 
 
 def class_folder_bytes(name: str) -> bytes:

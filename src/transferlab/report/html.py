@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 from urllib.parse import quote
 
+from .._utils import escaped_text
+
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:0 auto;max-width:1200px;padding:0 1.2em 3em;
 color:#1b1f24;line-height:1.4}
@@ -70,8 +72,7 @@ def text(value: Any) -> str:
         return ""
     if isinstance(value, float):
         value = fmt_number(value)
-    s = str(value).encode("utf-8", errors="surrogateescape").decode("utf-8", errors="backslashreplace")
-    return html.escape(s, quote=True)
+    return html.escape(escaped_text(str(value)), quote=True)
 
 
 def fmt_number(value: float) -> str:
