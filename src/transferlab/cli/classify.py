@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -63,9 +62,9 @@ def run(
 
 def _resolve_out(out: Path | None, command: str) -> Path | None:
     from ..runs import make_run_dir
-    from ..training.distributed import launched_by_torchrun
+    from ..training.distributed import is_main_process
 
-    if out is None and launched_by_torchrun() and os.environ["RANK"] != "0":
+    if out is None and not is_main_process():
         return None  # a torchrun rank other than 0 writes no run folder
     return out if out is not None else make_run_dir(None, command)
 

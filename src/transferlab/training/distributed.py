@@ -46,6 +46,11 @@ def launched_by_torchrun() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1 and "RANK" in os.environ
 
 
+def is_main_process() -> bool:
+    """True in a process not launched by torchrun, and on torchrun's rank 0 (the one that writes)."""
+    return not launched_by_torchrun() or os.environ["RANK"] == "0"
+
+
 def init_distributed(device: str = "auto") -> DistContext:
     """Join the process group when launched by torchrun; otherwise a one-process context."""
     if not launched_by_torchrun():
