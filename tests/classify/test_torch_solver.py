@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import warnings
 
+import logging
+
 import numpy as np
 import pytest
 import torch
@@ -107,7 +109,7 @@ def test_scikit_learn_estimator_contract(digits):
         TorchLinearClassifier("hinge").fit(X, y)
 
 
-def test_auto_solver_by_size_and_memory_map(digits, tmp_path):
+def test_auto_solver_by_size_and_memory_map(digits, tmp_path, caplog):
     X, y = digits
     assert resolve_solver("auto", X) == "liblinear"  # 115,008 values: below the measured threshold
     big = np.zeros((TORCH_FROM_ELEMENTS // 64 + 1, 64), np.float32)
@@ -115,6 +117,9 @@ def test_auto_solver_by_size_and_memory_map(digits, tmp_path):
     np.save(tmp_path / "f.npy", X)
     assert resolve_solver("auto", np.load(tmp_path / "f.npy", mmap_mode="r")) == "torch"
     assert resolve_solver("liblinear", big) == "liblinear"
+    with caplog.at_level(logging.WARNING, logger="transferlab"):  # asked for, but it copies the map into RAM
+        assert resolve_solver("liblinear", np.load(tmp_path / "f.npy", mmap_mode="r")) == "liblinear"
+    assert "--solver liblinear copies the memory-mapped features into RAM" in caplog.text
     assert isinstance(make_classifier("logreg", 1.0, solver="torch"), TorchLinearClassifier)
     assert isinstance(make_classifier("svm", 1.0, solver="auto", X=X), LinearSVC)
     with pytest.raises(ConfigError, match="unknown --solver 'sgd'; expected one of auto, liblinear, torch"):
@@ -222,3 +227,35 @@ def test_C_study_with_the_torch_solver_on_memory_mapped_features(tmp_path):
     assert rows["torch"].keys() == rows["liblinear"].keys() == {0.1, 10.0}
     for C, accuracy in rows["liblinear"].items():
         assert rows["torch"][C] == pytest.approx(accuracy, abs=0.09)  # one image in a fold of 8 at most
+
+
+def test_run_refuses_a_grayscale_surgery_its_saved_model_could_not_rebuild(tmp_path):
+    from transferlab.classify import run_linear
+    from transferlab.data import write_digits_folder
+
+    data = write_digits_folder(tmp_path / "d", classes=[0, 1], per_class=4)
+    with pytest.raises(ConfigError, match="run saves a linear model on the RGB network, so --grayscale must be "
+                                          "duplicate; got 'sum-filters'"):
+        run_linear(data, tmp_path / "out", backbone="digits_cnn", weights="none", grayscale="sum-filters")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_config_from_before_solver_reruns_with_liblinear(tmp_path, monkeypatch):
+    """rerun of a config.json without 'solver' (written before the option) fits as it did then: liblinear."""
+    import transferlab.classify.run as run_module
+
+    seen = {}
+
+    def stop(feats, backbone, layer, extraction, linear):
+        seen["solver"] = linear.solver
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run_module, "fit_probe", stop)
+    from transferlab.data import write_digits_folder
+
+    data = write_digits_folder(tmp_path / "d", classes=[0, 1], per_class=4)
+    extraction = {"backbone": "digits_cnn", "weights": "none", "train_per_class": 2, "workers": 0,
+                  "use_cache": False, "progress": False}
+    with pytest.raises(KeyboardInterrupt):
+        run_module.run_linear(data, tmp_path / "old", extraction, {"C": 1.0})
+    assert seen["solver"] == "liblinear"

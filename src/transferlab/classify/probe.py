@@ -5,11 +5,12 @@ features (Chatfield et al. 2014); logistic regression is the alternative; PCA ca
 ``solver`` picks who minimises the objective: scikit-learn (``liblinear``: liblinear for the SVM, its lbfgs
 for logistic regression) or torch (:class:`~transferlab.classify.torch_linear.TorchLinearClassifier`, the
 same objectives, on the GPU when present and out of core on memory-mapped features); ``auto`` takes
-scikit-learn below :data:`TORCH_FROM_ELEMENTS` feature values and for memory-mapped features takes torch.
+scikit-learn below :data:`TORCH_FROM_ELEMENTS` feature values, and torch above it or for memory-mapped features.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 import warnings
 
@@ -29,19 +30,21 @@ CLASSIFIERS = ("svm", "logreg")
 SOLVERS = ("auto", "liblinear", "torch")
 DEFAULT_C_GRID = tuple(float(c) for c in np.logspace(-4, 4, 9))
 # --solver auto: scikit-learn below this many feature values (n_samples x n_features), torch from there on.
-# Measured by benchmarks/linear_solvers.py (10 classes, 2,048 features, C=1) on the 2-core development machine
-# while other work kept its load average near 7 (benchmarks/RESULTS.md, "Linear solvers"): with torch's default
-# threads, LinearSVC was faster up to 8,000 rows (28 s vs 67 s) and the two tied at 16,000 rows (35.1 s vs
-# 35.9 s), hence 16,000 x 2,048 = 32.8 M values; with one torch thread torch was ahead from 4,000 rows (8,000:
-# 15.0 s vs 5.8 s), so on a quiet machine or a GPU the crossover is lower. Memory-mapped features always go to
-# torch (liblinear copies them into RAM as float64).
-TORCH_FROM_ELEMENTS = 32_000_000
+# Measured by benchmarks/linear_solvers.py (10 classes, 2,048 features, C=1) on the quiet 2-core development machine
+# (benchmarks/RESULTS.md, "Linear solvers"): LinearSVC faster at 500 rows (0.5 s vs 1.0 s), torch from 1,000 rows
+# (0.42 s vs 0.85 s) to 64,000 (38 s vs 91 s); 2,000 x 2,048 leaves a margin for a busy machine, where torch's
+# threads suffered more. Memory-mapped features always go to torch (liblinear copies them into RAM as float64).
+TORCH_FROM_ELEMENTS = 4_000_000
 
 
 def resolve_solver(solver: str, X=None) -> str:
     """``liblinear`` or ``torch`` for features ``X`` (``auto``: by size, torch for memory-mapped features)."""
     if solver not in SOLVERS:
         raise ConfigError(f"unknown --solver {solver!r}; expected one of {', '.join(SOLVERS)}")
+    if solver == "liblinear" and X is not None and is_memory_mapped(X):
+        logging.getLogger("transferlab").warning(
+            "--solver liblinear copies the memory-mapped features into RAM (as float64, ~%.1f GB); --solver torch "
+            "trains on them out of core", X.shape[0] * X.shape[1] * 8 / 1e9)
     if solver != "auto":
         return solver
     if X is None:

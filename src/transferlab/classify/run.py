@@ -24,6 +24,7 @@ from ..runs import Run
 from .evaluate import write_evaluation
 from .linear_model import LinearProbeModel
 from .probe import DEFAULT_C_GRID, choose_C, fit_classifier, make_classifier, resolve_solver
+from .torch_linear import is_memory_mapped
 
 
 @dataclass
@@ -91,8 +92,9 @@ def run_linear(data: Path | str, out: Path | str | None = None, extraction: Extr
     """
     if isinstance(extraction, dict):
         extraction = ExtractionOptions(**extraction)
-    if isinstance(linear, dict):
-        linear = LinearOptions(**{**linear, "c_grid": tuple(linear.get("c_grid", DEFAULT_C_GRID))})
+    if isinstance(linear, dict):  # a config.json from before --solver was fitted by liblinear: rerun it so
+        linear = LinearOptions(**{"solver": "liblinear", **linear,
+                                  "c_grid": tuple(linear.get("c_grid", DEFAULT_C_GRID))})
     # copies: the caller's option objects are never changed
     extraction = replace(extraction) if extraction else ExtractionOptions(
         **{k: v for k, v in kwargs.items() if k in ExtractionOptions.__dataclass_fields__})
@@ -105,6 +107,9 @@ def run_linear(data: Path | str, out: Path | str | None = None, extraction: Extr
     if linear.repeats < 1:
         raise ConfigError(f"--repeats must be at least 1; got {linear.repeats}")
     resolve_solver(linear.solver)  # an unknown --solver is refused before any work
+    if extraction.grayscale != "duplicate":  # a saved linear model rebuilds the RGB network (docs/core.md)
+        raise ConfigError(f"run saves a linear model on the RGB network, so --grayscale must be duplicate; got "
+                          f"{extraction.grayscale!r} (use it with extract or finetune)")
     call = {"data": str(data), "extraction": extraction, "linear": linear}
     group = ExtractionGroup(extraction.device)
     if not group.is_main:  # under torchrun: help extract, then leave fitting and writing to rank 0
@@ -121,7 +126,8 @@ def run_linear(data: Path | str, out: Path | str | None = None, extraction: Extr
         log_extraction(run.log, result)
         layer, feats = next(iter(result.features.items()))
         model, info = fit_probe(feats, result.backbone, layer, extraction, linear)
-        if info["cv_curve"]:  # after the choice: shown beside the CV curve, never used for it
+        # after the choice: shown beside the CV curve, never used for it; not out of core (a fit per C on 10^6 rows)
+        if info["cv_curve"] and not is_memory_mapped(feats.X_train):
             add_test_accuracy_per_C(info["cv_curve"], linear.classifier, feats, linear.pca, extraction.seed,
                                     info["solver"], extraction.device, extraction.max_feature_gb)
         start = time.perf_counter()

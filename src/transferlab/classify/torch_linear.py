@@ -33,6 +33,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
 from ..errors import ConfigError
+from ..features.memmap import mapped_file
 
 LOSSES = ("squared_hinge", "log_loss")
 METHODS = ("auto", "lbfgs", "minibatch")
@@ -56,11 +57,7 @@ def available_memory_bytes(device: torch.device) -> int:
 
 def is_memory_mapped(X) -> bool:
     """Whether ``X`` lives on disk (a ``np.memmap`` or a view of one) rather than in RAM."""
-    while isinstance(X, np.ndarray):
-        if isinstance(X, np.memmap) and getattr(X, "filename", None):  # not a copy made by fancy indexing
-            return True
-        X = X.base
-    return False
+    return mapped_file(X) is not None
 
 
 class TorchLinearClassifier(ClassifierMixin, BaseEstimator):

@@ -77,7 +77,7 @@ class StudyOptions:
     grid: list[float] | None = None
     engine: str = "torch"
     solver: str = "auto"
-    max_feature_gb: float = 8.0
+    max_feature_gb: float = opt.DEFAULT_MAX_FEATURE_GB
 
     @classmethod
     def of(cls, params: dict, **fixed) -> "StudyOptions":
@@ -228,9 +228,9 @@ def study_heads(
     alpha: Annotated[float, typer.Option("--alpha", help="MLP L2 penalty.")] = 1e-4,
     epochs: Annotated[int, typer.Option("--epochs", min=1, help="MLP maximum epochs.")] = 300,
     lr: Annotated[float, typer.Option("--lr", help="MLP Adam learning rate.")] = 1e-2,
-    svm_grid: Annotated[Optional[str], typer.Option("--svm-grid", help="Also one LinearSVC bar per C, "
-                                                    "comma-separated (report 002's SVM-over-C bars; test accuracy "
-                                                    "for illustration only).")] = None,
+    svm_grid: Annotated[Optional[str], typer.Option("--svm-grid", help="Also one linear-SVM bar per C (fitted by "
+                                                    "--solver), comma-separated (report 002's SVM-over-C bars; test "
+                                                    "accuracy for illustration only).")] = None,
     C: CValue = "1.0", cv_folds: CvFolds = 5, no_cv: NoCv = False,
     out: opt.Out = None, restart: Restart = False, quiet: Quiet = False,
     train_per_class: opt.TrainPerClass = 100, test_fraction: opt.TestFraction = None, seed: opt.Seed = 0,

@@ -121,6 +121,12 @@ def extract_features(
                                          disk=root if use_cache else None)  # cached: past the limit, memory-mapped
         if group is not None and group.everywhere:
             group.barrier()  # every rank has loaded the merged entries before rank 0's scratch folder goes
+        if not (group is not None and group.returns_early()):
+            first: CachedFeatures = loaded[layers[0]]
+            kept = np.flatnonzero(first.ok)
+            # the kept rows in RAM, or, past max_feature_gb, left on disk (memory-mapped from the cache entry);
+            # selected here, while a --no-cache scratch entry still exists
+            features = select_rows({layer: loaded[layer].features for layer in layers}, kept, max_feature_gb)
 
     keys = {layer: e.key for layer, e in entries.items()}
     per_rank = group.per_rank if group is not None and todo else None
@@ -128,10 +134,6 @@ def extract_features(
         n_forward = sum(per_rank)  # what this call forwarded, on every rank
     if group is not None and group.returns_early():  # a helper: its shards are in the cache, rank 0 has the features
         return ExtractionResult({}, np.zeros(0, np.int64), [], n_forward, time.perf_counter() - start, keys, per_rank)
-    first: CachedFeatures = loaded[layers[0]]
-    kept = np.flatnonzero(first.ok)
-    # the kept rows in RAM, or, past max_feature_gb, left on disk (memory-mapped from the cache entry)
-    features = select_rows({layer: loaded[layer].features for layer in layers}, kept, max_feature_gb)
     failures = [(str(paths[i]), reason) for i, reason in sorted(first.failures.items())]
     return ExtractionResult(features, kept, failures, n_forward, time.perf_counter() - start, keys, per_rank)
 

@@ -51,10 +51,10 @@ def take_rows(X: np.ndarray, rows: np.ndarray) -> np.ndarray:
         del out
         return np.load(tmp, mmap_mode="r")
     finally:
-        with_os_unlink(tmp)
+        _unlink(tmp)
 
 
-def with_os_unlink(path: str) -> None:
+def _unlink(path: str) -> None:
     """Remove ``path``; an open memory map of it stays readable (POSIX) and the space is freed with it."""
     try:
         os.unlink(path)

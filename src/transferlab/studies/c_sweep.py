@@ -49,7 +49,8 @@ class CStudy(ProbeStudy):
         # X_train / y_train only: the test rows are not even passed.
         solver = resolve_solver(self.linear.solver, feats.X_train)
         _, curve = choose_C(self.linear.classifier, feats.X_train, feats.y_train, (condition.params["C"],),
-                            self.linear.cv_folds, self.linear.pca, self.seed, solver, self.extraction.device)
+                            self.linear.cv_folds, self.linear.pca, self.seed, solver, self.extraction.device,
+                            self.extraction.max_feature_gb)
         row = curve[0]
         add_test_accuracy_per_C(curve, self.linear.classifier, feats, self.linear.pca, self.seed, solver,
                                 self.extraction.device, self.extraction.max_feature_gb)  # after the CV

@@ -83,12 +83,12 @@ class FeatureSource:
         return self._last[1]
 
 
-def cv_accuracy(feats: SplitFeatures, linear: LinearOptions, seed: int, device: str = "auto"
-                ) -> tuple[float, float, float]:
+def cv_accuracy(feats: SplitFeatures, linear: LinearOptions, seed: int, device: str = "auto",
+                max_memory_gb: float | None = None) -> tuple[float, float, float]:
     """(chosen C, mean, std) of k-fold CV accuracy on the training split (C fixed, or chosen when auto)."""
     grid = linear.c_grid if linear.C == "auto" else (float(linear.C),)
     best, curve = choose_C(linear.classifier, feats.X_train, feats.y_train, grid, linear.cv_folds, linear.pca, seed,
-                           resolve_solver(linear.solver, feats.X_train), device)
+                           resolve_solver(linear.solver, feats.X_train), device, max_memory_gb)
     row = next(r for r in curve if r["C"] == best)
     return best, row["cv_mean"], row["cv_std"]
 
@@ -98,7 +98,8 @@ def probe_metrics(feats: SplitFeatures, backbone: Backbone, layer: str, extracti
     """Fit ``linear`` on train (as ``transferlab run`` does), score test once; CV accuracy on train."""
     C, cv_mean, cv_std = linear.C, None, None
     if cv or C == "auto":
-        C, cv_mean, cv_std = cv_accuracy(feats, linear, extraction.seed, extraction.device)
+        C, cv_mean, cv_std = cv_accuracy(feats, linear, extraction.seed, extraction.device,
+                                         extraction.max_feature_gb)
     # make_classifier builds LinearSVC(random_state=None): liblinear's seed comes from NumPy's global RNG,
     # which the CV above consumed; reseed so the fit depends on --seed only (not on how many CV fits ran).
     np.random.seed(extraction.seed % 2**32)
