@@ -158,7 +158,8 @@ def classviz_cmd(target: TargetOpt = None,
                                    "pixels (default 16 at 224 px, scaled).")] = None,
                  blur_every: Annotated[int, typer.Option("--blur-every", min=0, help="Blur every N iterations "
                                                                                    "(0: never).")] = 10,
-                 blur_sigma: Annotated[float, typer.Option("--blur-sigma", min=0.0)] = 0.5,
+                 blur_sigma: Annotated[float, typer.Option("--blur-sigma", min=0.0, help="Gaussian blur sigma "
+                                                           "(pixels), applied every --blur-every steps.")] = 0.5,
                  show_every: Annotated[Optional[int], typer.Option("--show-every", min=1, help="Snapshot period "
                                        "of the strip (default: iterations / 5).")] = None,
                  backbone: Backbone = "vgg16", weights: Weights = "imagenet", model: ModelDir = None,
@@ -235,7 +236,8 @@ def classviz_study_cmd(
                      ] = True,
     snapshots: Annotated[Optional[str], typer.Option("--snapshots", help="Also keep every setting's image at these "
                                                      "iterations (snapshots.png), e.g. 10,50,100.")] = None,
-    blur_sigma: Annotated[float, typer.Option("--blur-sigma", min=0.0)] = 0.5,
+    blur_sigma: Annotated[float, typer.Option("--blur-sigma", min=0.0, help="Gaussian blur sigma (pixels), applied "
+                                                                             "every --blur-every steps.")] = 0.5,
     jitter: Annotated[Optional[int], typer.Option("--jitter", min=0, help="Max random roll in pixels (default 16 "
                                                   "at 224 px, scaled).")] = None,
     restart: Annotated[bool, typer.Option("--restart", help="Discard finished cells in --out instead of "
@@ -243,7 +245,8 @@ def classviz_study_cmd(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     backbone: Backbone = "vgg16", weights: Weights = "imagenet", model: ModelDir = None,
     preprocess: Preprocess = "weights", seed: Seed = 0, device: Device = "auto", out: Out = None) -> None:
-    """Class visualisation grid (report 001 Figs. 2.7-2.15, report 002 Q9); run again with --out to resume."""
+    """Class visualisation grid (report 001 Figs. 2.7-2.15, report 002's lr x iterations grid); run again with --out
+    to resume."""
     from ..errors import ConfigError
     from ..studies.classviz import NOISE, study_classviz
 

@@ -11,7 +11,8 @@ import typer
 def export(
     model: Annotated[Path, typer.Argument(help="A saved linear or fine-tuned model folder (OUT/model of `run` or "
                                                 "`finetune`).")],
-    format: Annotated[str, typer.Option("--format", help="onnx: one graph, RGB pixels in [0, 1] -> class scores.")
+    format: Annotated[str, typer.Option("--format", help="onnx: one graph, RGB pixels in [0, 1] -> class "
+                                                         "scores (one channel for a --grayscale model).")
                       ] = "onnx",
     out: Annotated[Optional[Path], typer.Option("--out", help="The .onnx file to write (default: model.onnx in "
                                                               "the run folder).")] = None,

@@ -35,7 +35,7 @@ RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
     "--eps": (0, 1, False, True),
     "--max-eps": (0, 1, False, True),
     "--tol": (0, None, False, False),
-    "--localize": (0, 100, False, False),
+    "--localize": (0, 100, False, True),
     "--step-size": (0, None, False, False),
     "--max-feature-gb": (0, None, False, False),
 }

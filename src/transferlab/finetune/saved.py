@@ -107,8 +107,9 @@ class FinetunedModel:
         """The network: normalised images (N, 3, crop, crop) -> logits (N, classes), in eval mode.
 
         A model fine-tuned with ``--grayscale sum-filters|learnt`` takes one channel: its module turns the three
-        channels into their luma first (:class:`Luma`, PIL's ``convert("L")`` weights), so explanations and ONNX
-        export feed it RGB like any other model; ``.model`` is the 1-channel network itself."""
+        channels into their luma first (:class:`Luma`, PIL's ``convert("L")`` weights), so explanations feed it RGB
+        like any other model; ``.model`` is the 1-channel network itself (ONNX export takes it: its graph's input
+        has one channel, ``docs/export.md``)."""
         if len(self.preprocessing.mean) == 1:
             if self._gray_module is None:
                 self._gray_module = nn.Sequential(Luma(), self.model)

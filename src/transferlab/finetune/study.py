@@ -183,11 +183,8 @@ def _aggregate(repeats: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _svm_row(data: Path | str, out: Path, backbone: str, weights: str, options: dict[str, Any],
              cache_dir: Path | str | None, progress: bool) -> dict[str, Any]:
-    try:
-        from ..classify import run_linear
-    except ImportError as exc:
-        raise ConfigError("the SVM row needs transferlab.classify.run_linear, which this build lacks; "
-                          "rerun with --no-svm") from exc
+    from ..classify import run_linear
+
     run = out / "svm" / _slug(backbone)
     split = {k: options[k] for k in ("train_per_class", "test_fraction", "seed", "batch_size", "device")
              if k in options}

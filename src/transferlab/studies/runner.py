@@ -269,9 +269,12 @@ def _read_results(path: Path, digest: str, config: dict[str, Any]) -> dict[str, 
             if record.get("fingerprint") != digest:
                 from ..training.engine import key_changes
 
-                now = json.loads(json.dumps(config, default=str))  # as the header holds it (paths as strings)
-                changes = key_changes(record["config"], now, before="earlier") if "config" in record else []
-                what = "; ".join(changes) if changes else f"fingerprint {record.get('fingerprint')} != {digest}"
+                if "config" not in record:  # written before results.jsonl kept the settings
+                    what = "settings not recorded by the earlier transferlab that wrote them"
+                else:
+                    now = json.loads(json.dumps(config, default=str))  # as the header holds it (paths as strings)
+                    changes = key_changes(record["config"], now, before="earlier")
+                    what = "; ".join(changes) or f"fingerprint {record.get('fingerprint')} != {digest}"
                 raise ConfigError(f"{path.parent} holds results of a study run with different settings ({what}); "
                                   "use the same options, another --out, or --restart to discard them")
             continue
