@@ -12,12 +12,22 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "widened_e
 
 @pytest.fixture(scope="module")
 def example():
-    if "widened_efficientnet" not in sys.modules:  # importing it registers its backbone, once per process
-        spec = importlib.util.spec_from_file_location("widened_efficientnet", EXAMPLE)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["widened_efficientnet"] = module
+    """The example module, imported (which registers its backbone); afterwards the registry is as it was, so
+    later tests in this process (a listing, the catalog check) see the built-in entries only."""
+    from transferlab.backbones import registry
+
+    registry._load_builtins()
+    saved = dict(registry._REGISTRY)
+    spec = importlib.util.spec_from_file_location("widened_efficientnet", EXAMPLE)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["widened_efficientnet"] = module
+    try:
         spec.loader.exec_module(module)
-    return sys.modules["widened_efficientnet"]
+        yield module
+    finally:
+        sys.modules.pop("widened_efficientnet", None)
+        registry._REGISTRY.clear()
+        registry._REGISTRY.update(saved)
 
 
 def _params(model: torch.nn.Module) -> int:
