@@ -66,6 +66,14 @@ class ExplainResults(dict):
     files: list[Path]
 
 
+def explain_model(options: ExplainOptions, device) -> ExplainModel:
+    """The network ``options`` name: a saved model folder, or a registry backbone with its weights."""
+    if options.model is not None:
+        return ExplainModel.from_saved_model(options.model, device=device)
+    return ExplainModel.from_backbone(options.backbone, options.weights, seed=options.seed,
+                                      preprocessing_mode=options.preprocess, device=device)
+
+
 @contextmanager
 def _explain_run(command: str, verb: str, call: dict[str, Any], options: ExplainOptions,
                  images: Sequence[str], out: Path | str | None, **recorded: Any
@@ -78,11 +86,7 @@ def _explain_run(command: str, verb: str, call: dict[str, Any], options: Explain
     inputs = (options.model,) if options.model is not None else ()
     with Run(f"explain {command}", f"{_VERBS}:{verb}", {**call, "options": options}, out, inputs=inputs) as run:
         dev = resolve_device(options.device)
-        if options.model is not None:
-            net = ExplainModel.from_saved_model(options.model, device=dev)
-        else:
-            net = ExplainModel.from_backbone(options.backbone, options.weights, seed=options.seed,
-                                             preprocessing_mode=options.preprocess, device=dev)
+        net = explain_model(options, dev)
         saved = options.model is not None
         run.record(model=net.name, backbone=None if saved else options.backbone,
                    weights=None if saved else options.weights, saved_model=options.model,

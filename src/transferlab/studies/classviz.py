@@ -164,50 +164,47 @@ def _read(path: Path):
         return np.asarray(image.convert("RGB"))
 
 
-def grid_figure(rows: list[dict[str, Any]], iterations: list[int], out: Path, target: str) -> Path:
-    """A row per setting (start, L2 weight, blur interval, learning rate), a column per iteration count."""
+def _image_grid(settings: list[str], columns: list[int], image, title, out: Path, suptitle: str,
+                cell: tuple[float, float]) -> Path:
+    """A row per setting, a column per iteration count: ``image(setting, its)`` titled ``title(setting, its)``."""
     from ..report import save_figure
     from ..report.plots import plt
 
-    settings = list(dict.fromkeys(r["setting"] for r in rows))
-    cells = {(r["setting"], r["iterations"]): r for r in rows}
-    height = 2.45 * len(settings) + 0.6
-    fig, axes = plt.subplots(len(settings), len(iterations), squeeze=False,
-                             figsize=(2.3 * len(iterations) + 1.4, height))
+    height = cell[1] * len(settings) + 0.6
+    fig, axes = plt.subplots(len(settings), len(columns), squeeze=False,
+                             figsize=(cell[0] * len(columns) + 1.4, height))
     fig.subplots_adjust(top=1 - 0.6 / height, bottom=0.1 / height, hspace=0.3)
     for i, setting in enumerate(settings):
-        for j, its in enumerate(iterations):
-            ax, row = axes[i, j], cells[(setting, its)]
-            ax.imshow(_read(out / row["image"]))
-            ax.set_title(f"{its} it: score {row['final_score']:.3g}, p {row['final_probability']:.2f}", fontsize=7)
+        for j, its in enumerate(columns):
+            ax = axes[i, j]
+            ax.imshow(_read(image(setting, its)))
+            ax.set_title(title(setting, its), fontsize=7)
             ax.set_xticks([])
             ax.set_yticks([])
             if j == 0:
                 ax.set_ylabel(_label(setting), fontsize=7)
-    fig.suptitle(f"class visualisation of '{target}'", fontsize=9, y=1 - 0.15 / height)
-    return save_figure(fig, out / "grid.png")
+    fig.suptitle(suptitle, fontsize=9, y=1 - 0.15 / height)
+    return save_figure(fig, out)
+
+
+def grid_figure(rows: list[dict[str, Any]], iterations: list[int], out: Path, target: str) -> Path:
+    """A row per setting (start, L2 weight, blur interval, learning rate), a column per iteration count."""
+    settings = list(dict.fromkeys(r["setting"] for r in rows))
+    cells = {(r["setting"], r["iterations"]): r for r in rows}
+
+    def title(setting, its):
+        row = cells[(setting, its)]
+        return f"{its} it: score {row['final_score']:.3g}, p {row['final_probability']:.2f}"
+
+    return _image_grid(settings, iterations, lambda s, its: out / cells[(s, its)]["image"], title, out / "grid.png",
+                       f"class visualisation of '{target}'", (2.3, 2.45))
 
 
 def snapshots_figure(settings: list[str], snapshots: list[int], out: Path, target: str) -> Path:
     """A row per setting, its image after each of the ``--snapshots`` iterations."""
-    from ..report import save_figure
-    from ..report.plots import plt
-
-    height = 2.3 * len(settings) + 0.6
-    fig, axes = plt.subplots(len(settings), len(snapshots), squeeze=False,
-                             figsize=(2.1 * len(snapshots) + 1.4, height))
-    fig.subplots_adjust(top=1 - 0.6 / height, bottom=0.1 / height, hspace=0.3)
-    for i, setting in enumerate(settings):
-        for j, its in enumerate(snapshots):
-            ax = axes[i, j]
-            ax.imshow(_read(out / "cells" / f"{setting}_it={its}.png"))
-            ax.set_title(f"iteration {its}", fontsize=7)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if j == 0:
-                ax.set_ylabel(_label(setting), fontsize=7)
-    fig.suptitle(f"'{target}' along the way", fontsize=9, y=1 - 0.15 / height)
-    return save_figure(fig, out / "snapshots.png")
+    return _image_grid(settings, snapshots, lambda s, its: out / "cells" / f"{s}_it={its}.png",
+                       lambda s, its: f"iteration {its}", out / "snapshots.png", f"'{target}' along the way",
+                       (2.1, 2.3))
 
 
 def study_classviz(target: str | int, *, lrs: Sequence[float] = (1.0, 5.0, 9.0), iterations: Sequence[int] = (100, 200),
@@ -221,8 +218,7 @@ def study_classviz(target: str | int, *, lrs: Sequence[float] = (1.0, 5.0, 9.0),
     backbone and weights, or a saved model, the preprocessing, the seed and the device.
     """
     from .._utils import resolve_device
-    from ..explain.model import ExplainModel
-    from ..explain.run import ExplainOptions
+    from ..explain.run import ExplainOptions, explain_model
     from .runner import _run_in, _study_run
 
     opts = ExplainOptions.of(options, **option_kw)
@@ -233,11 +229,7 @@ def study_classviz(target: str | int, *, lrs: Sequence[float] = (1.0, 5.0, 9.0),
     protected = (opts.model,) if opts.model else ()  # as `explain`: a single image's folder is no dataset
     with _study_run(ClassVizStudy.name, VERB, call, out, protected, restart) as run:
         dev = resolve_device(opts.device)
-        if opts.model is not None:
-            net = ExplainModel.from_saved_model(opts.model, device=dev)
-        else:
-            net = ExplainModel.from_backbone(opts.backbone, opts.weights, seed=opts.seed,
-                                             preprocessing_mode=opts.preprocess, device=dev)
+        net = explain_model(opts, dev)
         identity = {"model": net.name, "saved_model": opts.model, "preprocess": opts.preprocess}
         run.record(resolved_device=str(dev))
         study = ClassVizStudy(net, target, lrs=lrs, iterations=iterations, l2_regs=l2_regs, blur_every=blur_every,
